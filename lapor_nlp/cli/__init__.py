@@ -1,0 +1,63 @@
+"""``lapor-nlp`` command line: one module per verb, each a thin wrapper over an importable function.
+
+Conventions: data goes to stdout, messages and progress to stderr; exit codes are 0 (success),
+1 (the work failed: bad data, a check did not pass), 2 (bad usage), 130 (interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .._version import __version__
+from ..errors import LaporError
+
+VERBS = ("predict", "preprocess", "train", "evaluate", "classify", "serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lapor-nlp",
+        description="Classify Indonesian public-service complaints by topic and responsible agency.",
+    )
+    parser.add_argument("--version", action="version", version=f"lapor-nlp {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or messages on stderr")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    import importlib
+
+    for verb in VERBS:
+        module = importlib.import_module(f".{verb}", __name__)
+        p = sub.add_parser(verb, help=module.HELP, description=module.__doc__)
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress or messages on stderr")
+        module.add_arguments(p)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "verb", None):
+        parser.print_help(sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="lapor-nlp: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.run(args) or 0)
+    except LaporError as exc:
+        print(f"lapor-nlp: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lapor-nlp: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The :class:`Preprocessor`: named stages composed into one fast tokenizer.
+
+Stages, in order (``Preprocessor.pipe_names``)::
+
+    mask_pii -> clean -> tokenize -> normalize -> stopwords -> stem
+
+``mask_pii`` runs first, on the raw text: ``clean`` strips emails and URLs and ``tokenize`` splits
+punctuation, which would break the numbers that the masker must see (and masking first is the
+privacy-safe order). Each stage is a plain callable, usable and testable alone
+(:meth:`Preprocessor.get_stage`), and any can be switched off or replaced.
+
+Speed: apart from the text-wide steps (:func:`~lapor_nlp.text.clean.prepare`: Unicode, case, HTML),
+``clean``, ``tokenize``, ``normalize``, ``stopwords`` and ``stem`` act on one whitespace-separated
+chunk at a time, independent of its neighbours. The Preprocessor therefore runs them once per
+distinct chunk ("rusak,tolong", "bangettt", "anak2") and caches the resulting tokens in a bounded
+dict. A warm Preprocessor costs one digit scan (PII), one ``split()`` and one dict lookup per chunk. ``tests/test_text_pipeline.py`` checks that this fast path equals running the stages one
+after another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .clean import TOKEN_PATTERN, clean, prepare, split_token
+from .normalize import Normalizer
+from .pii import PLACEHOLDERS, mask_pii
+from .stem import SastrawiStemmer
+from .stopwords import StopwordFilter
+
+PIPE_NAMES = ("mask_pii", "clean", "tokenize", "normalize", "stopwords", "stem")
+_PLACEHOLDER_SET = frozenset(PLACEHOLDERS)
+
+
+class Preprocessor:
+    """Turn complaint texts into tokens for a classifier.
+
+    Parameters are plain constructor arguments (scikit-learn manners):
+
+    mask_pii, normalize, stopwords, stem:
+        switch a stage on or off.
+    lexicon_files:
+        extra slang lexicons (``informal<TAB>standard``) merged over the bundled one.
+    stopword_files:
+        extra stopword lists (one word a line).
+    keep_numbers:
+        keep tokens made only of digits (off: "rt 03" keeps "rt", drops "03").
+    min_token_len:
+        drop tokens shorter than this (after stemming).
+    cache_size:
+        bound on the per-word stem cache and on the per-token cache.
+    stem_cache:
+        ``{word: stem}`` to start from (what :meth:`export_stem_cache` returned).
+
+    >>> Preprocessor().tokens("Lampu PJU mati sdh 3 hari, tlg diperbaiki")  # doctest: +SKIP
+    ['lampu', 'terang', 'jalan', 'umum', 'mati', 'sudah', 'hari', 'baik']
+    """
+
+    def __init__(
+        self,
+        *,
+        mask_pii: bool = True,
+        normalize: bool = True,
+        stopwords: bool = True,
+        stem: bool = True,
+        lexicon_files: Iterable[str | Path] = (),
+        stopword_files: Iterable[str | Path] = (),
+        keep_numbers: bool = False,
+        min_token_len: int = 2,
+        cache_size: int = 200_000,
+        stem_cache: Mapping[str, str] | None = None,
+    ):
+        self.mask_pii = mask_pii
+        self.normalize = normalize
+        self.stopwords = stopwords
+        self.stem = stem
+        self.lexicon_files = tuple(str(p) for p in lexicon_files)
+        self.stopword_files = tuple(str(p) for p in stopword_files)
+        self.keep_numbers = keep_numbers
+        self.min_token_len = min_token_len
+        self.cache_size = cache_size
+        self._normalizer = Normalizer.from_files(*self.lexicon_files) if normalize else None
+        self._stopwords = StopwordFilter(extra_files=self.stopword_files) if stopwords else None
+        self._stemmer = SastrawiStemmer(cache_size=cache_size, cache=stem_cache) if stem else None
+        self._token_cache: dict[str, tuple[str, ...]] = {}
+
+    # -- the stages, each a plain callable --------------------------------------------------------
+    @property
+    def pipe_names(self) -> tuple[str, ...]:
+        on = {"mask_pii": self.mask_pii, "normalize": self.normalize,
+              "stopwords": self.stopwords, "stem": self.stem}
+        return tuple(n for n in PIPE_NAMES if on.get(n, True))
+
+    def get_stage(self, name: str) -> Callable[[Any], Any]:
+        """The callable behind a stage name (str -> str for the first two, tokens -> tokens after)."""
+        stages: dict[str, Callable[[Any], Any]] = {
+            "mask_pii": mask_pii,
+            "clean": clean,
+            "tokenize": lambda text: [t for raw in TOKEN_PATTERN.findall(text) for t in split_token(raw)],
+            "normalize": self._normalizer or (lambda toks: list(toks)),
+            "stopwords": self._stopwords or (lambda toks: list(toks)),
+            "stem": self._stem_tokens,
+        }
+        if name not in stages:
+            raise KeyError(f"unknown stage {name!r}; stages are {', '.join(PIPE_NAMES)}")
+        return stages[name]
+
+    def _stem_tokens(self, tokens: Iterable[str]) -> list[str]:
+        """Stage ``stem`` plus the final filters (placeholders pass, empty/short/digit tokens go)."""
+        out = []
+        for t in tokens:
+            if t in _PLACEHOLDER_SET:
+                out.append(t)
+                continue
+            s = self._stemmer.word(t) if self._stemmer is not None else t
+            if len(s) >= self.min_token_len and (self.keep_numbers or not s.isdigit()):
+                out.append(s)
+        return out
+
+    def stages(self, text: str) -> dict[str, Any]:
+        """Every stage's output for one text, in order (what ``lapor-nlp preprocess`` prints)."""
+        result: dict[str, Any] = {}
+        value: Any = text
+        for name in PIPE_NAMES:
+            if name in ("mask_pii", "normalize", "stopwords") and name not in self.pipe_names:
+                continue
+            if name == "stopwords":
+                value = [t for t in value if t in _PLACEHOLDER_SET or self._stopwords.keeps(t)]
+            elif name == "normalize":
+                value = [x for t in value for x in
+                         ((t,) if t in _PLACEHOLDER_SET else self._normalizer.token(t))]
+            else:
+                value = self.get_stage(name)(value)
+            result[name] = value
+        return result
+
+    # -- the fast path ----------------------------------------------------------------------------
+    def _process_raw_token(self, raw: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for tok in split_token(raw):
+            if tok in _PLACEHOLDER_SET:
+                out.append(tok)
+                continue
+            words = self._normalizer.token(tok) if self._normalizer is not None else (tok,)
+            if self._stopwords is not None:
+                words = [w for w in words if self._stopwords.keeps(w)]
+            out.extend(self._stem_tokens(words))
+        return tuple(out)
+
+    def _process_chunk(self, chunk: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for raw in TOKEN_PATTERN.findall(clean(chunk)):
+            out.extend(self._process_raw_token(raw))
+        return tuple(out)
+
+    def tokens(self, text: str) -> list[str]:
+        """The final tokens of one text (``[]`` for empty, whitespace-only or emoji-only text)."""
+        if self.mask_pii:
+            text = mask_pii(text)
+        text = prepare(text)
+        cache = self._token_cache
+        out: list[str] = []
+        for chunk in text.split():
+            toks = cache.get(chunk)
+            if toks is None:
+                toks = self._process_chunk(chunk)
+                if self.cache_size:
+                    if len(cache) >= self.cache_size:
+                        del cache[next(iter(cache))]
+                    cache[chunk] = toks
+            if toks:
+                out += toks
+        return out
+
+    __call__ = tokens  # so that TfidfVectorizer(analyzer=Preprocessor()) works
+
+    def tokens_batch(self, texts: Iterable[str]) -> list[list[str]]:
+        """:meth:`tokens` for many texts; a bare ``str`` is refused (it is not a batch)."""
+        if isinstance(texts, (str, bytes)):
+            from ..errors import InputTypeError
+
+            raise InputTypeError("tokens_batch() takes an iterable of texts, not a single str")
+        tokens = self.tokens
+        return [tokens(t) for t in texts]
+
+    # -- persistence of what was learnt while running ---------------------------------------------
+    def export_stem_cache(self) -> dict[str, str]:
+        return self._stemmer.export_cache() if self._stemmer is not None else {}
+
+    def clear_cache(self) -> None:
+        """Empty the token and stem caches (to measure a cold start)."""
+        self._token_cache.clear()
+        if self._stemmer is not None:
+            self._stemmer._cache.clear()
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "mask_pii": self.mask_pii, "normalize": self.normalize, "stopwords": self.stopwords,
+            "stem": self.stem, "lexicon_files": list(self.lexicon_files),
+            "stopword_files": list(self.stopword_files), "keep_numbers": self.keep_numbers,
+            "min_token_len": self.min_token_len, "cache_size": self.cache_size,
+        }
+
+    def __getstate__(self):
+        # The Sastrawi stemmer holds a 30k-word dictionary: rebuild it on unpickling instead of
+        # shipping it, but keep the stem cache (that is the vocabulary's knowledge).
+        state = self.__dict__.copy()
+        state["_stem_cache_snapshot"] = self.export_stem_cache()
+        state["_stemmer"] = None
+        state["_token_cache"] = {}
+        return state
+
+    def __setstate__(self, state):
+        snapshot = state.pop("_stem_cache_snapshot", {})
+        self.__dict__.update(state)
+        if self.stem:
+            self._stemmer = SastrawiStemmer(cache_size=self.cache_size, cache=snapshot)
