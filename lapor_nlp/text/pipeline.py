@@ -119,12 +119,13 @@ class Preprocessor:
         return out
 
     def stages(self, text: str) -> dict[str, Any]:
-        """Every stage's output for one text, in order (what ``lapor-nlp preprocess`` prints)."""
+        """Each stage's output for one text, keyed by :attr:`pipe_names` (``lapor-nlp preprocess``).
+
+        The last entry equals :meth:`tokens` (the final length/digit filter is applied with it).
+        """
         result: dict[str, Any] = {}
         value: Any = text
-        for name in PIPE_NAMES:
-            if name in ("mask_pii", "normalize", "stopwords") and name not in self.pipe_names:
-                continue
+        for name in self.pipe_names:
             if name == "stopwords":
                 value = [t for t in value if t in _PLACEHOLDER_SET or self._stopwords.keeps(t)]
             elif name == "normalize":
@@ -133,6 +134,8 @@ class Preprocessor:
             else:
                 value = self.get_stage(name)(value)
             result[name] = value
+        if not self.stem:
+            result[name] = self._stem_tokens(value)
         return result
 
     # -- the fast path ----------------------------------------------------------------------------

@@ -1,0 +1,163 @@
+"""Model directories: save and load a :class:`~lapor_nlp.classifier.ComplaintClassifier` safely.
+
+A model directory holds::
+
+    manifest.json     versions, labels with counts, data fingerprint, parameters, metrics,
+                      creation time, and the sha256 of every other file
+    model.json        the fitted state that is not an array (vocabulary, labels, thresholds, ...)
+    model.npz         the arrays (weights, idf, bigram codes), read with allow_pickle=False
+    stem_cache.json   the stems of the training vocabulary, so a loaded model starts warm
+    metrics.json, confusion_matrix_*.png, calibration_*.png, errors.md   the report
+
+No pickle: nothing in a model directory is executed on load, so a model from elsewhere cannot run
+code on your machine. (scikit-learn's own persistence is pickle-based and warns about exactly
+that; here the fitted state of a linear model is only arrays and lists.) Loading still checks the
+sha256 of every file against the manifest and refuses a changed file, and refuses a model made by
+an incompatible lapor-nlp format version. Models are loaded only from a path the caller passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+from .classifier import ComplaintClassifier
+from .errors import ModelIntegrityError, ModelNotFoundError, ModelVersionError
+from .features import TokenTfidf
+from .model import LinearHead
+from .text import Preprocessor
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=False), encoding="utf-8")
+
+
+def save_model(model: ComplaintClassifier, out_dir: str | Path, *, info: dict | None = None,
+               extra_files: dict[str, bytes] | None = None) -> Path:
+    """Write ``model`` to ``out_dir`` (created; files written then hashed into the manifest).
+
+    ``info`` goes into the manifest (data fingerprint, metrics, agency types, ...);
+    ``extra_files`` are report files (name -> bytes) written beside the model and hashed too.
+    """
+    model._check()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    feat_meta, arrays = model.features_.to_state()
+    heads_meta = {}
+    for task, head in model.heads_.items():
+        meta, head_arrays = head.to_state(task)
+        heads_meta[task] = meta
+        arrays.update(head_arrays)
+    pre = model.preprocessor_
+    state = {"format_version": FORMAT_VERSION, "params": model.get_params(),
+             "preprocessor": pre.get_params(), "features": feat_meta, "heads": heads_meta}
+    _write_json(out / "model.json", state)
+    with open(out / "model.npz", "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    # Only the stems of the model's own vocabulary: that is what predictions meet most.
+    cache = pre.export_stem_cache()
+    _write_json(out / "stem_cache.json", cache)
+    for name, data in (extra_files or {}).items():
+        (out / name).write_bytes(data)
+    files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != MANIFEST)
+    import sklearn
+
+    manifest = {
+        "name": (info or {}).get("name", out.name),
+        "format_version": FORMAT_VERSION,
+        "lapor_nlp_version": __version__,
+        "sklearn_version": sklearn.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tasks": {t: {"labels": list(map(str, h.classes_))} for t, h in model.heads_.items()},
+        **(info or {}),
+        "files": {name: sha256_file(out / name) for name in files},
+    }
+    _write_json(out / MANIFEST, manifest)
+    return out
+
+
+def read_manifest(model_dir: str | Path) -> dict:
+    path = Path(model_dir) / MANIFEST
+    if not path.is_file():
+        raise ModelNotFoundError(f"{model_dir} is not a lapor-nlp model directory (no {MANIFEST})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelIntegrityError(f"{path} is not valid JSON: {exc}") from None
+
+
+def verify(model_dir: str | Path) -> dict:
+    """Check versions and every file's sha256; return the manifest or raise."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    fv = manifest.get("format_version")
+    if fv != FORMAT_VERSION:
+        raise ModelVersionError(
+            f"{model_dir} has model format {fv!r}; this lapor-nlp ({__version__}) reads format "
+            f"{FORMAT_VERSION}. Retrain it with this version (lapor-nlp train) or install the "
+            f"lapor-nlp version that made it ({manifest.get('lapor_nlp_version')})."
+        )
+    files = manifest.get("files") or {}
+    for required in ("model.json", "model.npz"):
+        if required not in files:
+            raise ModelIntegrityError(f"{model_dir}: manifest lists no {required}")
+    for name, digest in files.items():
+        if Path(name).name != name:
+            raise ModelIntegrityError(f"{model_dir}: manifest names a file outside the directory: {name!r}")
+        path = model_dir / name
+        if not path.is_file():
+            raise ModelIntegrityError(f"{model_dir}: {name} is missing")
+        if sha256_file(path) != digest:
+            raise ModelIntegrityError(
+                f"{model_dir}: {name} does not match its sha256 in the manifest: the model was "
+                "changed or corrupted after it was saved; it is not loaded"
+            )
+    return manifest
+
+
+def load_model(model_dir: str | Path) -> tuple[ComplaintClassifier, dict]:
+    """Verify and load a model directory; returns (model, manifest)."""
+    model_dir = Path(model_dir)
+    manifest = verify(model_dir)
+    state = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    with np.load(model_dir / "model.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    cache = {}
+    if (model_dir / "stem_cache.json").is_file() and "stem_cache.json" in manifest["files"]:
+        cache = json.loads((model_dir / "stem_cache.json").read_text(encoding="utf-8"))
+    pre = Preprocessor(**state["preprocessor"], stem_cache=cache)
+    model = ComplaintClassifier(**state["params"], preprocessor=pre)
+    model.features_ = TokenTfidf.from_state(state["features"], arrays)
+    model.heads_ = {task: LinearHead.from_state(task, meta, arrays, model.features_.n_features_)
+                    for task, meta in state["heads"].items()}
+    return model, manifest
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,210 @@
+"""The classifier: a linear head per task (topic, agency type) over shared TF-IDF features,
+with calibrated probabilities and per-label review thresholds.
+
+Why this model (measured in ``bench/peers.py`` on the real Surabaya split): a class-balanced linear
+SVM over stemmed word 1-2 grams matched the best peer's accuracy at a fraction of its predict cost;
+character n-grams added little and cost 5x at predict time.
+
+Calibration: an SVM's decision values are not probabilities. Out-of-fold decision values
+(cross-validation on the training data) fit one Platt sigmoid per label (``a * s + b``, with Platt's
+smoothed targets), and the label probabilities are normalised to sum to one: what scikit-learn's
+``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does, kept as two arrays. Measured on
+the Surabaya split it gave a lower calibration error (ECE 0.04) and more coverage at 95% precision
+than a single softmax temperature (ECE 0.12) or a logistic regression (ECE 0.07-0.15). The same
+out-of-fold probabilities choose each label's review threshold: the lowest score at which that
+label's predictions reach the target precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from scipy.special import expit
+
+from .errors import NotFittedError
+
+
+class LinearHead:
+    """One task: ``classes_``, ``coef_``, ``intercept_``, ``temperature_``, ``thresholds_``."""
+
+    def __init__(self, C: float = 0.5, class_weight: str | None = "balanced", cv: int = 5,
+                 target_precision: float = 0.95, random_state: int = 0):
+        self.C = C
+        self.class_weight = class_weight
+        self.cv = cv
+        self.target_precision = target_precision
+        self.random_state = random_state
+
+    def _svm(self):
+        from sklearn.svm import LinearSVC
+
+        return LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state,
+                         max_iter=5000, dual="auto")
+
+    def fit(self, X: sp.csr_matrix, y, *, progress=None) -> "LinearHead":
+        from sklearn.model_selection import StratifiedKFold
+
+        y = np.asarray(y, dtype=object)
+        self.classes_ = np.array(sorted(set(y)), dtype=object)
+        if len(self.classes_) < 2:
+            raise ValueError("a head needs at least two labels")
+        yi = np.searchsorted(self.classes_, y)
+        # Out-of-fold decision values for calibration and thresholds.
+        counts = np.bincount(yi, minlength=len(self.classes_))
+        folds = max(2, min(self.cv, int(counts.min()) if counts.min() >= 2 else 2))
+        oof = np.zeros((X.shape[0], len(self.classes_)))
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
+        strat = np.where(counts[yi] >= folds, yi, -1)  # labels too rare to stratify share a bucket
+        # A row whose label is missing from its fold's training part cannot be predicted there;
+        # it is left out of calibration (it would drag the temperature to infinity).
+        valid = np.ones(len(yi), bool)
+        for k, (tr, te) in enumerate(skf.split(np.zeros(len(yi)), strat)):
+            oof[te] = self._decision(self._fit_svm(X[tr], yi[tr]), X[te])
+            valid[te] = np.isin(yi[te], yi[tr])
+            if progress:
+                progress(k + 1, folds + 1)
+        self.platt_a_, self.platt_b_ = _fit_platt(oof[valid], yi[valid], len(self.classes_))
+        proba = self._calibrate(oof)
+        self.oof_pred_ = proba.argmax(1)
+        self.oof_score_ = proba.max(1)
+        self.oof_true_ = yi
+        self.thresholds_ = _precision_thresholds(self.oof_pred_, self.oof_score_, yi,
+                                                 len(self.classes_), self.target_precision)
+        final = self._fit_svm(X, yi)
+        self.coef_, self.intercept_ = final
+        if progress:
+            progress(folds + 1, folds + 1)
+        return self
+
+    def _fit_svm(self, X, yi) -> tuple[np.ndarray, np.ndarray]:
+        """(coef, intercept) over all ``classes_``; a label absent from this fit never wins."""
+        present = np.unique(yi)
+        coef = np.zeros((len(self.classes_), X.shape[1]), dtype=np.float32)
+        intercept = np.full(len(self.classes_), -1e3)
+        if len(present) == 1:
+            intercept[present[0]] = 0.0
+            return coef, intercept
+        svm = self._svm().fit(X, yi)
+        if len(present) == 2:  # liblinear returns one row for two labels: +row for the second
+            coef[present[1]], intercept[present[1]] = svm.coef_[0], svm.intercept_[0]
+            coef[present[0]], intercept[present[0]] = -svm.coef_[0], -svm.intercept_[0]
+        else:
+            coef[svm.classes_], intercept[svm.classes_] = svm.coef_, svm.intercept_
+        return coef, intercept
+
+    @staticmethod
+    def _decision(params, X):
+        coef, intercept = params
+        return np.asarray(X @ coef.T) + intercept
+
+    def decision_function(self, X) -> np.ndarray:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("this head is not fitted")
+        return np.asarray(X @ self.coef_.T) + self.intercept_
+
+    def _calibrate(self, scores: np.ndarray) -> np.ndarray:
+        p = expit(scores * self.platt_a_ + self.platt_b_)
+        total = p.sum(axis=1, keepdims=True)
+        total[total == 0] = 1.0
+        return p / total
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self._calibrate(self.decision_function(X))
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.decision_function(X).argmax(1)]
+
+    # -- persistence without pickle ---------------------------------------------------------------
+    def to_state(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
+        meta = {"classes": [str(c) for c in self.classes_],
+                "thresholds": {str(c): float(t) for c, t in zip(self.classes_, self.thresholds_)},
+                "params": {"C": self.C, "class_weight": self.class_weight, "cv": self.cv,
+                           "target_precision": self.target_precision,
+                           "random_state": self.random_state}}
+        coef = sp.csr_matrix(self.coef_.astype(np.float32))
+        arrays = {f"{prefix}_coef_data": coef.data, f"{prefix}_coef_indices": coef.indices,
+                  f"{prefix}_coef_indptr": coef.indptr, f"{prefix}_intercept": self.intercept_,
+                  f"{prefix}_platt_a": self.platt_a_, f"{prefix}_platt_b": self.platt_b_}
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, prefix: str, meta: dict, arrays: dict, n_features: int) -> "LinearHead":
+        self = cls(**meta["params"])
+        self.classes_ = np.array(meta["classes"], dtype=object)
+        self.platt_a_ = np.asarray(arrays[f"{prefix}_platt_a"], dtype=np.float64)
+        self.platt_b_ = np.asarray(arrays[f"{prefix}_platt_b"], dtype=np.float64)
+        self.thresholds_ = np.array([meta["thresholds"][c] for c in meta["classes"]])
+        coef = sp.csr_matrix((arrays[f"{prefix}_coef_data"], arrays[f"{prefix}_coef_indices"],
+                              arrays[f"{prefix}_coef_indptr"]), shape=(len(self.classes_), n_features))
+        # Dense float32 transposed weights: X @ W is one sparse-dense product per batch.
+        self.coef_ = coef.toarray()
+        self.intercept_ = np.asarray(arrays[f"{prefix}_intercept"], dtype=np.float64)
+        return self
+
+
+def _sigmoid_fit(s: np.ndarray, pos: np.ndarray) -> tuple[float, float]:
+    """Platt's sigmoid (a, b) for scores ``s`` of which ``pos`` are the true label."""
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    t = np.where(pos, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+
+    def loss(ab):
+        z = ab[0] * s + ab[1]
+        return np.sum(np.logaddexp(0, z) - t * z)  # cross-entropy with logits, written stably
+
+    def grad(ab):
+        d = expit(ab[0] * s + ab[1]) - t
+        return np.array([np.dot(d, s), d.sum()])
+
+    res = minimize(loss, x0=np.array([1.0, 0.0]), jac=grad, method="L-BFGS-B")
+    return float(res.x[0]), float(res.x[1])
+
+
+def _fit_platt(scores: np.ndarray, yi: np.ndarray, n_classes: int,
+               min_positives: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """One sigmoid per label on out-of-fold scores. A label with fewer than ``min_positives``
+    examples cannot support its own fit (measured: it skews every probability); it shares one
+    sigmoid fitted on all labels pooled. Scores of a label absent from a fold (-1e3) are ignored."""
+    present = scores > -500
+    pooled_s = scores[present]
+    pooled_pos = (np.arange(n_classes)[None, :] == yi[:, None])[present]
+    pa, pb = _sigmoid_fit(pooled_s, pooled_pos)
+    a = np.full(n_classes, pa)
+    b = np.full(n_classes, pb)
+    for c in range(n_classes):
+        m = present[:, c]
+        pos = yi[m] == c
+        if pos.sum() >= min_positives and (~pos).sum() >= min_positives:
+            a[c], b[c] = _sigmoid_fit(scores[m, c], pos)
+    return a, b
+
+
+def _precision_thresholds(pred: np.ndarray, score: np.ndarray, yi: np.ndarray, n_classes: int,
+                          target: float) -> np.ndarray:
+    """Per label: the lowest score s such that predictions of that label with score >= s reach
+    ``target`` precision (1.0 + epsilon, i.e. always review, when no s does)."""
+    out = np.full(n_classes, 1.01)
+    for c in range(n_classes):
+        m = pred == c
+        if not m.any():
+            continue
+        s = score[m]
+        correct = (yi[m] == c)
+        order = np.argsort(-s, kind="stable")
+        s, correct = s[order], correct[order]
+        prec = np.cumsum(correct) / np.arange(1, len(s) + 1)
+        ok = np.flatnonzero(prec >= target)
+        if len(ok):
+            out[c] = float(s[ok[-1]])
+    return out
+
+
+def coverage_at_precision(correct: np.ndarray, score: np.ndarray, target: float) -> float:
+    """Largest share of items, taken by descending score, whose precision is >= target."""
+    if len(score) == 0:
+        return 0.0
+    order = np.argsort(-score, kind="stable")
+    c = np.asarray(correct, dtype=float)[order]
+    prec = np.cumsum(c) / np.arange(1, len(c) + 1)
+    ok = np.flatnonzero(prec >= target)
+    return float((ok[-1] + 1) / len(c)) if len(ok) else 0.0

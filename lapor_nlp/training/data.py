@@ -1,0 +1,237 @@
+"""Labelled complaint data for training and evaluation: column mapping, validation, splits.
+
+Nothing is dropped silently. :func:`load_labelled` returns every row it read as either *kept* or a
+:class:`Problem` (line number + reason); :class:`DataReport` counts them all, and by default any
+problem stops training with a clear message (``skip_bad=True`` goes on without those rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from ..agency import AgencySplitter
+from ..errors import DataValidationError
+from ..io import ERROR, LINE, iter_rows, undecodable
+
+
+@dataclass
+class Columns:
+    """Which input columns hold what. ``topic``/``agency`` may be None: train what is there."""
+
+    text: str = "text"
+    topic: str | None = "topic"
+    agency: str | None = "agency"
+    title: str | None = None
+    date: str | None = None
+    id: str | None = None
+    province: str | None = None
+    regency: str | None = None
+    district: str | None = None
+    village: str | None = None
+    address: str | None = None
+
+    def location(self) -> dict[str, str]:
+        return {k: v for k in ("province", "regency", "district", "village", "address")
+                if (v := getattr(self, k))}
+
+
+@dataclass
+class Example:
+    """One usable labelled complaint."""
+
+    line: int
+    text: str
+    topic: str | None = None
+    agency: str | None = None          # the agency TYPE (see lapor_nlp.agency)
+    agency_label: str | None = None    # the label as written ("Kelurahan Kertajaya")
+    agency_place: str | None = None
+    date: str | None = None
+    id: str | None = None
+    location: dict = field(default_factory=dict)
+
+
+@dataclass
+class Problem:
+    line: int
+    reason: str
+    id: str | None = None
+
+
+@dataclass
+class DataReport:
+    """Every input row accounted for: rows_read == len(examples) + rows_rejected."""
+
+    source: str
+    sha256: str
+    rows_read: int = 0
+    rows_used: int = 0
+    rows_rejected: int = 0
+    rejected_by_reason: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+    rare_labels: dict = field(default_factory=dict)
+
+    def to_dict(self, max_problems: int = 200) -> dict:
+        d = asdict(self)
+        d["problems"] = d["problems"][:max_problems]
+        d["problems_total"] = len(self.problems)
+        return d
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _value(row: dict, col: str | None) -> str | None:
+    if not col:
+        return None
+    v = row.get(col)
+    if v is None:
+        return None
+    if isinstance(v, float) and v != v:  # NaN from Parquet/pandas
+        return None
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    v = str(v)
+    return v if v.strip() else None
+
+
+def load_labelled(
+    path: str | Path,
+    columns: Columns | None = None,
+    *,
+    fmt: str | None = None,
+    skip_bad: bool = False,
+    splitter: AgencySplitter | None = None,
+) -> tuple[list[Example], DataReport]:
+    """Read and validate a labelled file; raise :class:`DataValidationError` on any bad row unless
+    ``skip_bad``. Checked: unparsable line, undecodable bytes, no text, a missing label (for each
+    label column in use), a duplicate id. A label column absent from the file is an error."""
+    columns = columns or Columns()
+    splitter = splitter or AgencySplitter()
+    report = DataReport(source=str(path), sha256=file_sha256(path))
+    examples: list[Example] = []
+    seen_ids: set[str] = set()
+    checked_header = False
+    for row in iter_rows(path, fmt):
+        report.rows_read += 1
+        line = row[LINE]
+        if ERROR in row:
+            report.problems.append(Problem(line, row[ERROR]))
+            continue
+        if not checked_header:
+            checked_header = True
+            wanted = [c for c in (columns.text, columns.topic, columns.agency, columns.title,
+                                  columns.date, columns.id, *columns.location().values()) if c]
+            missing = [c for c in wanted if c not in row]
+            if missing:
+                raise DataValidationError(
+                    f"{path}: column(s) {', '.join(map(repr, missing))} not found; the file has "
+                    f"{', '.join(repr(k) for k in row if k != LINE)}. Map columns with --text-col, "
+                    "--topic-col, --agency-col (or set one to '' to train without it)."
+                )
+        rid = _value(row, columns.id)
+        fields = {k: _value(row, getattr(columns, k)) for k in
+                  ("text", "title", "topic", "agency", "date")}
+        loc = {k: _value(row, c) for k, c in columns.location().items()}
+        if any(undecodable(v) for v in [*fields.values(), *loc.values(), rid]):
+            report.problems.append(Problem(line, "undecodable bytes (not UTF-8)", rid))
+            continue
+        text = " ".join(x for x in (fields["title"], fields["text"]) if x)
+        reason = None
+        if not text.strip() or not fields["text"]:
+            reason = "no text"
+        elif columns.topic and not fields["topic"]:
+            reason = "missing topic label"
+        elif columns.agency and not fields["agency"]:
+            reason = "missing agency label"
+        elif rid is not None and rid in seen_ids:
+            reason = f"duplicate id {rid!r}"
+        if reason:
+            report.problems.append(Problem(line, reason, rid))
+            continue
+        if rid is not None:
+            seen_ids.add(rid)
+        ex = Example(line=line, text=text, topic=fields["topic"] and fields["topic"].strip(),
+                     date=fields["date"], id=rid, location={k: v for k, v in loc.items() if v})
+        if fields["agency"]:
+            name = splitter.split(fields["agency"])
+            ex.agency, ex.agency_label, ex.agency_place = name.type, name.label, name.place
+        examples.append(ex)
+    report.rows_rejected = len(report.problems)
+    report.rows_used = len(examples)
+    report.rejected_by_reason = dict(Counter(_reason_kind(p.reason) for p in report.problems))
+    if report.problems and not skip_bad:
+        shown = "\n".join(f"  line {p.line}: {p.reason}" for p in report.problems[:20])
+        more = len(report.problems) - 20
+        raise DataValidationError(
+            f"{path}: {len(report.problems)} of {report.rows_read} rows are unusable:\n{shown}"
+            + (f"\n  ... and {more} more" if more > 0 else "")
+            + "\nFix them, or pass --skip-bad (skip_bad=True) to train without them.",
+            problems=report.problems,
+        )
+    return examples, report
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":")[0].split(" '")[0].split(' "')[0]
+
+
+def handle_rare(examples: list[Example], attr: str, min_count: int, policy: str,
+                other: str = "lainnya") -> tuple[list[Example], dict]:
+    """Labels with fewer than ``min_count`` examples: ``drop`` them from this task (the row stays
+    for the other task), ``merge`` them into ``other``, or ``keep`` them. Returns the examples and
+    ``{label: count}`` of the rare labels."""
+    if policy not in ("drop", "merge", "keep"):
+        raise ValueError("rare-label policy must be 'drop', 'merge' or 'keep'")
+    counts = Counter(getattr(e, attr) for e in examples if getattr(e, attr) is not None)
+    rare = {lab: n for lab, n in counts.items() if n < min_count}
+    if rare and policy != "keep":
+        for e in examples:
+            if getattr(e, attr) in rare:
+                setattr(e, attr, None if policy == "drop" else other)
+    return examples, rare
+
+
+def split_examples(examples: list[Example], *, split_date: str | None = None, test_size: float = 0.2,
+                   stratify: str | None = "agency", seed: int = 0) -> tuple[list[Example], list[Example]]:
+    """Train/test split. With ``split_date`` (YYYY-MM-DD): train before it, test from it (the honest
+    measure of a router meeting future complaints); otherwise a stratified random split of
+    ``test_size``. Either way an exact-duplicate text never sits on both sides: duplicates are
+    removed from the test side (and repeated test texts are kept once)."""
+    if split_date:
+        if any(e.date is None for e in examples):
+            raise DataValidationError("--split-date needs a date for every row (map it with --date-col)")
+        train = [e for e in examples if e.date[:10] < split_date]
+        test = [e for e in examples if e.date[:10] >= split_date]
+    else:
+        rng = random.Random(seed)
+        groups: dict[object, list[Example]] = {}
+        for e in examples:
+            groups.setdefault(getattr(e, stratify) if stratify else None, []).append(e)
+        train, test = [], []
+        for key in sorted(groups, key=str):
+            g = groups[key][:]
+            rng.shuffle(g)
+            k = int(round(len(g) * test_size)) if len(g) > 1 else 0
+            test += g[:k]
+            train += g[k:]
+        train.sort(key=lambda e: e.line)
+        test.sort(key=lambda e: e.line)
+    train_texts = {e.text for e in train}
+    seen: set[str] = set()
+    deduped = []
+    for e in test:
+        if e.text in train_texts or e.text in seen:
+            continue
+        seen.add(e.text)
+        deduped.append(e)
+    return train, deduped

@@ -1,0 +1,34 @@
+"""``evaluate()``: score a saved model on any labelled file and write the same report as training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..artifact import load_model
+from .data import Columns, load_labelled
+from .metrics import evaluate_model
+from .report import write_report
+
+
+def evaluate(model_dir: str | Path, data: str | Path, *, columns: Columns | None = None,
+             fmt: str | None = None, skip_bad: bool = False, report_dir: str | Path | None = None,
+             ) -> dict:
+    """Metrics of the model in ``model_dir`` on ``data`` (labels the model does not know are
+    counted apart, in ``n_excluded`` and ``unknown_labels_in_data``)."""
+    model, manifest = load_model(model_dir)
+    columns = columns or Columns(**{k: v for k, v in manifest.get("columns", {}).items()
+                                    if k in Columns.__dataclass_fields__})
+    for task in ("topic", "agency"):
+        if task not in model.heads_:
+            setattr(columns, task, None)
+    examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
+    tasks = [t for t in model.heads_ if getattr(columns, t)]
+    metrics = evaluate_model(model, [e.text for e in examples],
+                             {t: [getattr(e, t) for e in examples] for t in tasks})
+    if report_dir is not None:
+        write_report(metrics, report_dir, {"model": manifest.get("name"),
+                                           "data": {"source": Path(data).name, "sha256": report.sha256,
+                                                    "rows_read": report.rows_read,
+                                                    "rows_used": report.rows_used,
+                                                    "rows_rejected": report.rows_rejected}})
+    return metrics

@@ -1,0 +1,169 @@
+"""``train()``: labelled file -> validated data -> split -> fitted model -> report -> model directory.
+
+The same function serves ``lapor-nlp train`` and notebooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._version import __version__
+from ..classifier import ComplaintClassifier
+from .data import Columns, DataReport, Example, handle_rare, load_labelled, split_examples
+from .metrics import evaluate_model, summary_line
+from .report import report_files
+
+log = logging.getLogger("lapor_nlp")
+
+
+@dataclass
+class TrainResult:
+    model: ComplaintClassifier
+    metrics: dict
+    data_report: DataReport
+    out_dir: Path | None
+    info: dict = field(default_factory=dict)
+
+
+class _Progress:
+    """A tqdm bar per stage on a terminal; nothing when quiet (or not a terminal)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bars = {}
+
+    def __call__(self, stage: str, i: int, n: int):
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=n, desc=stage, file=sys.stderr, leave=False,
+                                          disable=None)
+        bar.update(i - bar.n)
+        if i >= n:
+            bar.close()
+
+
+def agency_places(examples: list[Example]) -> tuple[dict, dict]:
+    """Which agency types are place-bound (``{type: {"serves": level, "template": ...}}``) and
+    the places the data names (``{level: [names]}`` plus village -> district)."""
+    levels: dict[str, Counter] = defaultdict(Counter)
+    from ..agency import AgencySplitter
+
+    splitter = AgencySplitter()
+    places: dict[str, set] = defaultdict(set)
+    village_district: dict[str, str] = {}
+    for e in examples:
+        if e.agency is None:
+            continue
+        name = splitter.split(e.agency_label) if e.agency_label else None
+        levels[e.agency][name.level if name and name.place else None] += 1
+        if name and name.place and name.level:
+            places[name.level].add(name.place)
+        for lvl in ("province", "regency", "district", "village"):
+            if e.location.get(lvl):
+                places[lvl].add(e.location[lvl].strip())
+        if e.location.get("village") and e.location.get("district"):
+            village_district[e.location["village"].strip()] = e.location["district"].strip()
+    types = {}
+    for t, c in levels.items():
+        level, n = c.most_common(1)[0]
+        if level and n >= 0.5 * sum(c.values()):
+            types[t] = {"serves": level, "template": f"{t} {{{level}}}"}
+        else:
+            types[t] = {"serves": "none", "template": t}
+    return types, {"places": {k: sorted(v) for k, v in places.items()},
+                   "village_district": village_district}
+
+
+def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Columns | None = None,
+          fmt: str | None = None, split_date: str | None = None, test_size: float = 0.2,
+          seed: int = 0, min_count: int = 5, rare: str = "drop", skip_bad: bool = False,
+          refit_all: bool = False, C: float = 0.5, ngram_max: int = 2, min_df: int = 1,
+          target_precision: float = 0.95, name: str | None = None, quiet: bool = False,
+          extra_info: dict | None = None) -> TrainResult:
+    """Train topic and/or agency models from a labelled file and (with ``out_dir``) save them.
+
+    ``rare``: what to do with labels under ``min_count`` examples: ``drop`` the rows, ``merge``
+    them into "lainnya", or ``keep``. ``refit_all``: after measuring on the split, fit the shipped
+    model on all rows (the metrics then describe the recipe, not the exact weights).
+    """
+    t0 = time.perf_counter()
+    columns = columns or Columns()
+    progress = _Progress(quiet)
+    examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
+    log.info("read %d rows: %d usable, %d rejected %s", report.rows_read, report.rows_used,
+             report.rows_rejected, report.rejected_by_reason or "")
+    tasks = [t for t in ("topic", "agency") if getattr(columns, t)]
+    for task in tasks:
+        examples, rare_labels = handle_rare(examples, task, min_count, rare)
+        if rare_labels:
+            report.rare_labels[task] = {"policy": rare, "min_count": min_count, "labels": rare_labels}
+            log.info("%s: %d labels under %d examples (%s)", task, len(rare_labels), min_count, rare)
+    if split_date or test_size > 0:
+        train_ex, test_ex = split_examples(examples, split_date=split_date, test_size=test_size,
+                                           stratify=tasks[-1],
+                                           seed=seed)
+    else:
+        train_ex, test_ex = examples, []
+    log.info("train %d, test %d%s", len(train_ex), len(test_ex),
+             f" (split at {split_date})" if split_date else "")
+
+    def fit(exs):
+        model = ComplaintClassifier(C=C, ngram_max=ngram_max, min_df=min_df,
+                                    target_precision=target_precision, random_state=seed)
+        return model.fit([e.text for e in exs], {t: [getattr(e, t) for e in exs] for t in tasks},
+                         progress=progress)
+
+    t_fit = time.perf_counter()
+    model = fit(train_ex)
+    fit_seconds = time.perf_counter() - t_fit
+    metrics = {}
+    if test_ex:
+        metrics = evaluate_model(model, [e.text for e in test_ex],
+                                 {t: [getattr(e, t) for e in test_ex] for t in tasks})
+        for task, m in metrics.items():
+            log.info("test %s", summary_line(task, m))
+    if refit_all and test_ex:
+        log.info("refitting on all %d rows", len(examples))
+        model = fit(examples)
+    agency_types, places = agency_places(examples)
+    info = {
+        "name": name or (Path(out_dir).name if out_dir else "model"),
+        "data": {"source": Path(str(data)).name, "sha256": report.sha256,
+                 "rows_read": report.rows_read, "rows_used": report.rows_used,
+                 "rows_rejected": report.rows_rejected, "rejected_by_reason": report.rejected_by_reason,
+                 "rare_labels": report.rare_labels, "train_rows": len(train_ex),
+                 "test_rows": len(test_ex), "refit_all": refit_all,
+                 "split": {"split_date": split_date, "test_size": None if split_date else test_size,
+                           "seed": seed}},
+        "label_counts": {t: dict(Counter(getattr(e, t) for e in (examples if refit_all else train_ex)
+                                         if getattr(e, t) is not None).most_common()) for t in tasks},
+        "params": {**model.get_params(), "min_count": min_count, "rare": rare},
+        "columns": {k: v for k, v in vars(columns).items() if v},
+        "agency_types": agency_types,
+        "metrics": {t: {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1",
+                                          "coverage_at_precision", "ece")}
+                    for t, m in metrics.items()},
+        "train_seconds": round(fit_seconds, 2),
+        **(extra_info or {}),
+    }
+    if out_dir is not None:
+        from ..artifact import save_model
+        import json
+
+        files = report_files(metrics, {"lapor_nlp_version": __version__, "data": info["data"]}) \
+            if metrics else {}
+        files["places.json"] = json.dumps(places, ensure_ascii=False).encode("utf-8")
+        files["data_report.json"] = json.dumps(report.to_dict(), ensure_ascii=False,
+                                               indent=1, default=vars).encode("utf-8")
+        save_model(model, out_dir, info=info, extra_files=files)
+        log.info("saved model to %s (%.1fs)", out_dir, time.perf_counter() - t0)
+    return TrainResult(model, metrics, report, Path(out_dir) if out_dir else None, info)

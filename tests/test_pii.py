@@ -1,0 +1,98 @@
+"""mask_pii on realistic forms of Indonesian personal data, and on what must stay untouched."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lapor_nlp.text import Preprocessor, mask_pii
+
+# (text, placeholder that must appear, raw fragment that must disappear)
+MASKED = [
+    ("NIK saya 3578010101900001 mohon dicek", "[NIK]", "3578010101900001"),
+    ("nik: 3578 0101 0190 0001", "[NIK]", "0190 0001"),
+    ("No KK 3578.0101.0190.0002 sudah benar", "[NIK]", "0190.0002"),
+    ("nomor kk 3273-0112-3456-7890", "[NIK]", "3456-7890"),
+    ("NIK3578010101900001", "[NIK]", "3578010101900001"),
+    ("KTP ５２７１０１０１０１９００００３ hilang", "[NIK]", "5271010101900003"),
+    ("hubungi 081234567890 ya", "[TELEPON]", "081234567890"),
+    ("wa 0812-3456-7890", "[TELEPON]", "3456-7890"),
+    ("telp 0812 3456 7890 (budi)", "[TELEPON]", "3456 7890"),
+    ("hp: 0857.1234.5678", "[TELEPON]", "1234.5678"),
+    ("nomor +62 812 3456 7890", "[TELEPON]", "3456 7890"),
+    ("+6281234567890 atas nama sari", "[TELEPON]", "81234567890"),
+    ("62 813-1111-2222", "[TELEPON]", "1111-2222"),
+    ("cp 6285712345678.", "[TELEPON]", "6285712345678"),
+    ("kantor (031) 5678910", "[TELEPON]", "5678910"),
+    ("telp kantor 021-1234-5678", "[TELEPON]", "1234-5678"),
+    ("sms ke 8123456789", "[TELEPON]", "8123456789"),
+    ("email saya budi.santoso@gmail.com", "[EMAIL]", "budi.santoso@gmail.com"),
+    ("kirim ke SARI_123@yahoo.co.id ya", "[EMAIL]", "yahoo.co.id"),
+    ("cs: pengaduan@pemkot-contoh.go.id", "[EMAIL]", "pengaduan@"),
+    ("motor plat L 1234 AB dicuri", "[PLAT]", "1234"),
+    ("mobil B1234XYZ parkir sembarangan", "[PLAT]", "B1234XYZ"),
+    ("truk nopol AG 5678 KL ngebut", "[PLAT]", "5678"),
+    ("plat nomor dk 4321 ab", "[PLAT]", "4321"),
+    ("kendaraan BK 12 ZZ", "[PLAT]", "BK 12 ZZ"),
+    ("transfer ke rekening 1234567890 BCA", "[REKENING]", "1234567890"),
+    ("norek bri 0123-01-012345-50-1", "[REKENING]", "012345"),
+    ("no. rek 123-456-7890 a.n budi", "[REKENING]", "456-7890"),
+    ("No rekening: 9876543210", "[REKENING]", "9876543210"),
+    ("rek mandiri 1410012345678", "[REKENING]", "1410012345678"),
+    ("no BPJS 0001234567890 ditolak", "[NIK]", "0001234567890"),
+    ("ID pelanggan PLN 512345678901", "[NIK]", "512345678901"),
+]
+
+UNTOUCHED = [
+    "RT 03 RW 05 no 11",
+    "Rp 1.500.000 per bulan",
+    "tanggal 12-03-2022 jam 08.00 - 12.00",
+    "beras 2 kg dan minyak 1 lt",
+    "gang 3 no. 12 A",
+    "sudah 3 hari lampu mati",
+    "tahun 2022 dan 2023",
+    "kelas 6 SD",
+    "jalan nomor 45 b",
+]
+
+
+@pytest.mark.parametrize("text, placeholder, secret", MASKED)
+def test_masks_realistic_forms(text, placeholder, secret):
+    masked = mask_pii(text)
+    assert placeholder in masked, masked
+    assert secret not in masked
+
+
+@pytest.mark.parametrize("text", UNTOUCHED)
+def test_leaves_ordinary_numbers(text):
+    assert mask_pii(text) == text
+
+
+def test_rekening_cue_word_is_kept():
+    assert mask_pii("norek bca 1234567890") == "norek bca [REKENING]"
+
+
+@pytest.mark.parametrize("text, placeholder, secret", MASKED)
+def test_placeholders_survive_the_pipeline_as_single_tokens(preprocessor, text, placeholder, secret):
+    tokens = preprocessor.tokens(text)
+    assert placeholder in tokens
+    assert not any(ch.isdigit() for tok in tokens for ch in tok if len(tok) > 6)
+
+
+_SIXTEEN = re.compile(r"(?<!\d)\d(?:[ .\-]?\d){15}(?!\d)")
+_PHONE = re.compile(r"(?<!\d)(?:\+?62|0)[ .\-]?8\d{1,3}(?:[ .\-]?\d{2,5}){1,3}(?!\d)")
+_EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+\.[\w.\-]+")
+
+
+@pytest.mark.shared_data
+def test_no_identity_number_phone_or_email_survives_on_real_texts(surabaya_rows):
+    pre = Preprocessor()
+    for row in surabaya_rows:
+        for out in (mask_pii(row["text"]), " ".join(pre.tokens(row["text"]))):
+            # Report only the row id, never the text.
+            assert not _SIXTEEN.search(out), f"16-digit number survives in row id={row['id']}"
+            phone = _PHONE.search(out)
+            assert not (phone and 10 <= sum(c.isdigit() for c in phone.group()) <= 14), \
+                f"phone number survives in row id={row['id']}"
+            assert not _EMAIL.search(out), f"email survives in row id={row['id']}"

@@ -1,0 +1,166 @@
+"""The text pipeline: each stage alone, the composed fast path, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lapor_nlp.errors import InputTypeError, InputValueError
+from lapor_nlp.resources import dataset_path
+from lapor_nlp.text import (
+    KEEP, PIPE_NAMES, Normalizer, Preprocessor, SastrawiStemmer, StopwordFilter, clean, tokenize,
+)
+from lapor_nlp.text.clean import TOKEN_PATTERN
+
+
+def corpus_texts(limit=400):
+    texts = []
+    for path in sorted(dataset_path("corpus").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            texts += [json.loads(line)["text"] for line in fh if line.strip()]
+    return texts[:limit]
+
+
+# -- clean / tokenize ------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, expected", [
+    ("Jalan RUSAK bangettt!!!", "jalan rusak banget!!!"),
+    ("anak2 sekolah", "anak-anak sekolah"),
+    ("cek <b>ini</b> &amp; itu", "cek  ini  & itu"),
+    ("lihat https://contoh.id/x?a=1 ya", "lihat   ya"),
+    ("cc @pemkot_sby #banjir", "cc   #banjir"),
+    ("ＡＢＣ　def", "abc def"),
+])
+def test_clean(raw, expected):
+    assert clean(raw) == expected
+
+
+def test_tokenize_splits_glued_punctuation_and_keeps_reduplication():
+    assert tokenize("rusak.tolong,segera") == ["rusak", "tolong", "segera"]
+    assert tokenize("anak-anak anak-anaknya") == ["anak-anak", "anak-anaknya"]
+    assert tokenize("ktp-el covid-19") == ["ktp", "el", "covid", "19"]
+    assert tokenize("hubungi [telepon] sekarang") == ["hubungi", "[TELEPON]", "sekarang"]
+
+
+def test_emoji_and_hash_fall_away():
+    assert tokenize(clean("😡😡 air mati 🙏 #tolong")) == ["air", "mati", "tolong"]
+
+
+# -- normalize / stopwords / stem -----------------------------------------------------------------
+def test_normalize_maps_slang_and_is_extensible(tmp_path):
+    norm = Normalizer()
+    assert norm(["yg", "tdk", "gak", "udh", "jl", "pju"])[:4] == ["yang", "tidak", "tidak", "sudah"]
+    assert len(norm.lexicon) >= 600
+    extra = tmp_path / "mine.tsv"
+    extra.write_text("informal\tstandard\nsbyy\tsurabaya\n", encoding="utf-8")
+    assert Normalizer.from_files(extra)(["sbyy"]) == ["surabaya"]
+
+
+def test_stopwords_keep_negations():
+    sw = StopwordFilter()
+    assert sw(["air", "tidak", "mengalir", "dan", "belum", "bukan", "jangan", "assalamualaikum", "yth"]) \
+        == ["air", "tidak", "mengalir", "belum", "bukan", "jangan"]
+    assert not (KEEP & sw.words)
+    # even a user list that names them cannot drop them
+    assert StopwordFilter(words=["tidak", "dan"])(["tidak", "dan"]) == ["tidak"]
+
+
+def test_stemmer_cache_is_bounded_and_exportable():
+    st_ = SastrawiStemmer(cache_size=3)
+    assert st_(["perbaikan", "dibersihkan", "mengalir", "pelayanan"]) == ["baik", "bersih", "alir", "layan"]
+    assert len(st_) == 3
+    warm = SastrawiStemmer(cache=st_.export_cache())
+    assert warm.export_cache() == st_.export_cache()
+
+
+def test_old_sastrawi_distribution_is_refused(monkeypatch):
+    """The abandoned `sastrawi` 1.0.1 keeps its dictionary in a list: detected and refused."""
+    from Sastrawi.Dictionary import ArrayDictionary as mod
+
+    from lapor_nlp.errors import DependencyError
+    from lapor_nlp.text.stem import create_sastrawi_stemmer
+
+    def old_init(self, words=None):
+        self.words = list(words or [])
+
+    monkeypatch.setattr(mod.ArrayDictionary, "__init__", old_init)
+    with pytest.raises(DependencyError, match="PySastrawi>=1.2.1"):
+        create_sastrawi_stemmer()
+
+
+# -- the composed pipeline ------------------------------------------------------------------------
+def test_pipe_names_and_stages(preprocessor):
+    assert preprocessor.pipe_names == PIPE_NAMES
+    out = preprocessor.stages("Air PDAM tdk ngalir sdh 3 hari, hub 081234567890")
+    assert list(out) == list(PIPE_NAMES)
+    assert "[TELEPON]" in out["mask_pii"]
+    assert "tidak" in out["normalize"] and "tidak" in out["stem"]
+
+
+def test_fast_path_equals_stages_run_one_after_another(preprocessor):
+    for text in corpus_texts() + ["Jalan rusak parah!!! anak2 jatuh, tlg pak", "bangettt,rusak.tolong"]:
+        assert preprocessor.tokens(text) == preprocessor.stages(text)["stem"]
+    pre = Preprocessor(stem=False)
+    assert pre.tokens("Jalan rusak parah!!! anak2") == list(pre.stages("Jalan rusak parah!!! anak2").values())[-1]
+
+
+def test_switching_stages_off():
+    pre = Preprocessor(stem=False, stopwords=False, normalize=False, mask_pii=False)
+    assert pre.tokens("Yth bapak, perbaikan jln tdk ada") == ["yth", "bapak", "perbaikan", "jln", "tdk", "ada"]
+    assert pre.pipe_names == ("clean", "tokenize")
+
+
+def test_tokens_batch_refuses_a_bare_string(preprocessor):
+    with pytest.raises(InputTypeError):
+        preprocessor.tokens_batch("one text")
+    assert preprocessor.tokens_batch(["air mati", ""]) == [["air", "mati"], []]
+
+
+def test_pickling_keeps_the_stem_cache(preprocessor):
+    import pickle
+
+    preprocessor.tokens("perbaikan jalan berlubang")
+    clone = pickle.loads(pickle.dumps(preprocessor))
+    assert clone.export_stem_cache() == preprocessor.export_stem_cache()
+    assert clone.tokens("perbaikan jalan") == preprocessor.tokens("perbaikan jalan")
+
+
+# -- bad input ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["", "   \n\t ", "😡😡🙏", "1234 5678", "!!!???...", "\x00\x01\x02"])
+def test_texts_without_words_give_no_tokens(preprocessor, text):
+    assert preprocessor.tokens(text) == []
+
+
+@pytest.mark.parametrize("bad", [None, 42, 3.5, ["list"], {"text": "x"}])
+def test_non_text_is_a_type_error(preprocessor, bad):
+    with pytest.raises(InputTypeError) as info:
+        preprocessor.tokens(bad)
+    assert isinstance(info.value, TypeError) and "LAPOR-E001" in str(info.value)
+
+
+def test_bytes_are_decoded_and_invalid_utf8_is_a_value_error(preprocessor):
+    assert preprocessor.tokens("air mati".encode()) == ["air", "mati"]
+    with pytest.raises(InputValueError) as info:
+        preprocessor.tokens(b"air \xff\xfe mati")
+    assert isinstance(info.value, ValueError)
+
+
+def test_binary_junk_and_huge_text(preprocessor):
+    import os
+
+    junk = os.urandom(4096).decode("latin-1")
+    assert all(TOKEN_PATTERN.fullmatch(t.lower()) for t in preprocessor.tokens(junk))
+    huge = "jalan rusak parah di depan sekolah. " * 30_000  # about 1 MB
+    assert preprocessor.tokens(huge)[:3] == ["jalan", "rusak", "parah"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=300))
+def test_any_unicode_gives_tokens_never_an_exception(preprocessor, text):
+    tokens = preprocessor.tokens(text)
+    assert isinstance(tokens, list)
+    for tok in tokens:
+        assert tok and not tok.isspace()
+        assert TOKEN_PATTERN.fullmatch(tok.lower()) or tok.startswith("[")
