@@ -67,10 +67,9 @@ class LinearHead:
         self.platt_a_, self.platt_b_ = _fit_platt(oof[valid], yi[valid], len(self.classes_))
         proba = self._calibrate(oof)
         self.oof_pred_ = proba.argmax(1)
-        self.oof_score_ = proba.max(1)
+        self.oof_score_ = proba.max(1).astype(np.float32).astype(np.float64)
         self.oof_true_ = yi
-        self.thresholds_ = _precision_thresholds(self.oof_pred_, self.oof_score_, yi,
-                                                 len(self.classes_), self.target_precision)
+        self.thresholds_ = self.thresholds_for(self.target_precision)
         final = self._fit_svm(X, yi)
         self.coef_, self.intercept_ = final
         if progress:
@@ -103,6 +102,12 @@ class LinearHead:
             raise NotFittedError("this head is not fitted")
         return np.asarray(X @ self.coef_.T) + self.intercept_
 
+    def thresholds_for(self, target_precision: float) -> np.ndarray:
+        """Per-label review thresholds for another precision target, from the stored out-of-fold
+        predictions (no retraining)."""
+        return _precision_thresholds(self.oof_pred_, self.oof_score_, self.oof_true_,
+                                     len(self.classes_), target_precision)
+
     def _calibrate(self, scores: np.ndarray) -> np.ndarray:
         p = expit(scores * self.platt_a_ + self.platt_b_)
         total = p.sum(axis=1, keepdims=True)
@@ -125,7 +130,10 @@ class LinearHead:
         coef = sp.csr_matrix(self.coef_.astype(np.float32))
         arrays = {f"{prefix}_coef_data": coef.data, f"{prefix}_coef_indices": coef.indices,
                   f"{prefix}_coef_indptr": coef.indptr, f"{prefix}_intercept": self.intercept_,
-                  f"{prefix}_platt_a": self.platt_a_, f"{prefix}_platt_b": self.platt_b_}
+                  f"{prefix}_platt_a": self.platt_a_, f"{prefix}_platt_b": self.platt_b_,
+                  f"{prefix}_oof_pred": self.oof_pred_.astype(np.int32),
+                  f"{prefix}_oof_score": self.oof_score_.astype(np.float32),
+                  f"{prefix}_oof_true": self.oof_true_.astype(np.int32)}
         return meta, arrays
 
     @classmethod
@@ -134,6 +142,9 @@ class LinearHead:
         self.classes_ = np.array(meta["classes"], dtype=object)
         self.platt_a_ = np.asarray(arrays[f"{prefix}_platt_a"], dtype=np.float64)
         self.platt_b_ = np.asarray(arrays[f"{prefix}_platt_b"], dtype=np.float64)
+        self.oof_pred_ = arrays[f"{prefix}_oof_pred"].astype(np.int64)
+        self.oof_score_ = arrays[f"{prefix}_oof_score"].astype(np.float64)
+        self.oof_true_ = arrays[f"{prefix}_oof_true"].astype(np.int64)
         self.thresholds_ = np.array([meta["thresholds"][c] for c in meta["classes"]])
         coef = sp.csr_matrix((arrays[f"{prefix}_coef_data"], arrays[f"{prefix}_coef_indices"],
                               arrays[f"{prefix}_coef_indptr"]), shape=(len(self.classes_), n_features))

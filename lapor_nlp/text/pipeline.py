@@ -83,7 +83,7 @@ class Preprocessor:
         self._normalizer = Normalizer.from_files(*self.lexicon_files) if normalize else None
         self._stopwords = StopwordFilter(extra_files=self.stopword_files) if stopwords else None
         self._stemmer = SastrawiStemmer(cache_size=cache_size, cache=stem_cache) if stem else None
-        self._token_cache: dict[str, tuple[str, ...]] = {}
+        self._token_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     # -- the stages, each a plain callable --------------------------------------------------------
     @property
@@ -151,30 +151,53 @@ class Preprocessor:
             out.extend(self._stem_tokens(words))
         return tuple(out)
 
-    def _process_chunk(self, chunk: str) -> tuple[str, ...]:
+    def _process_chunk(self, chunk: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(final tokens, plain words) of one whitespace-separated chunk."""
         out: list[str] = []
+        words: list[str] = []
         for raw in TOKEN_PATTERN.findall(clean(chunk)):
             out.extend(self._process_raw_token(raw))
-        return tuple(out)
+            if raw[0] != "[":
+                words.extend(raw.split("-"))
+        return tuple(out), tuple(words)
+
+    def _entry(self, chunk: str):
+        entry = self._process_chunk(chunk)
+        if self.cache_size:
+            cache = self._token_cache
+            if len(cache) >= self.cache_size:
+                del cache[next(iter(cache))]
+            cache[chunk] = entry
+        return entry
 
     def tokens(self, text: str) -> list[str]:
         """The final tokens of one text (``[]`` for empty, whitespace-only or emoji-only text)."""
+        # The hot path of every prediction: a plain loop, no generator (measured 15% faster).
         if self.mask_pii:
             text = mask_pii(text)
-        text = prepare(text)
-        cache = self._token_cache
+        get = self._token_cache.get
         out: list[str] = []
-        for chunk in text.split():
-            toks = cache.get(chunk)
-            if toks is None:
-                toks = self._process_chunk(chunk)
-                if self.cache_size:
-                    if len(cache) >= self.cache_size:
-                        del cache[next(iter(cache))]
-                    cache[chunk] = toks
-            if toks:
-                out += toks
+        for chunk in prepare(text).split():
+            entry = get(chunk) or self._entry(chunk)
+            if entry[0]:
+                out += entry[0]
         return out
+
+    def analyze(self, text: str) -> tuple[list[str], list[str]]:
+        """(final tokens, plain lowercase words before normalisation): the router matches place
+        names on the words, so both come from one pass."""
+        if self.mask_pii:
+            text = mask_pii(text)
+        get = self._token_cache.get
+        out: list[str] = []
+        words: list[str] = []
+        for chunk in prepare(text).split():
+            entry = get(chunk) or self._entry(chunk)
+            if entry[0]:
+                out += entry[0]
+            if entry[1]:
+                words += entry[1]
+        return out, words
 
     __call__ = tokens  # so that TfidfVectorizer(analyzer=Preprocessor()) works
 

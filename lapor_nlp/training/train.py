@@ -51,6 +51,16 @@ class _Progress:
             bar.close()
 
 
+def topic_agency_counts(examples: list[Example]) -> dict:
+    """How often each (topic, agency type) pair occurs: the router flags a pair that the training
+    data (almost) never saw as "topic and agency disagree"."""
+    counts: dict = defaultdict(Counter)
+    for e in examples:
+        if e.topic is not None and e.agency is not None:
+            counts[e.topic][e.agency] += 1
+    return {t: dict(c) for t, c in counts.items()}
+
+
 def agency_places(examples: list[Example]) -> tuple[dict, dict]:
     """Which agency types are place-bound (``{type: {"serves": level, "template": ...}}``) and
     the places the data names (``{level: [names]}`` plus village -> district)."""
@@ -88,12 +98,16 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
           seed: int = 0, min_count: int = 5, rare: str = "drop", skip_bad: bool = False,
           refit_all: bool = False, C: float = 0.5, ngram_max: int = 2, min_df: int = 1,
           target_precision: float = 0.95, name: str | None = None, quiet: bool = False,
+          home_region: str | None = None, routing: dict | None = None,
           extra_info: dict | None = None) -> TrainResult:
     """Train topic and/or agency models from a labelled file and (with ``out_dir``) save them.
 
     ``rare``: what to do with labels under ``min_count`` examples: ``drop`` the rows, ``merge``
     them into "lainnya", or ``keep``. ``refit_all``: after measuring on the split, fit the shipped
     model on all rows (the metrics then describe the recipe, not the exact weights).
+    ``home_region``: the regency/city the data comes from ("Kota Surabaya"): its kecamatan and
+    kelurahan found in the data are placed there. ``routing``: entries that replace the derived
+    routing information (agency types and their office templates, label names).
     """
     t0 = time.perf_counter()
     columns = columns or Columns()
@@ -148,7 +162,8 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                                          if getattr(e, t) is not None).most_common()) for t in tasks},
         "params": {**model.get_params(), "min_count": min_count, "rare": rare},
         "columns": {k: v for k, v in vars(columns).items() if v},
-        "agency_types": agency_types,
+        "agency_types": (routing or {}).get("agency_types", agency_types),
+        "home_region": home_region,
         "metrics": {t: {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1",
                                           "coverage_at_precision", "ece")}
                     for t, m in metrics.items()},
@@ -161,7 +176,10 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
 
         files = report_files(metrics, {"lapor_nlp_version": __version__, "data": info["data"]}) \
             if metrics else {}
-        files["places.json"] = json.dumps(places, ensure_ascii=False).encode("utf-8")
+        routing_info = {"agency_types": agency_types, **places, "home_region": home_region,
+                        "topic_agency_counts": topic_agency_counts(examples if refit_all else train_ex),
+                        "label_names": {}, **(routing or {})}
+        files["routing.json"] = json.dumps(routing_info, ensure_ascii=False).encode("utf-8")
         files["data_report.json"] = json.dumps(report.to_dict(), ensure_ascii=False,
                                                indent=1, default=vars).encode("utf-8")
         save_model(model, out_dir, info=info, extra_files=files)

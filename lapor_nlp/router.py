@@ -1,0 +1,324 @@
+"""The :class:`Router`: complaint in, topic + agency + concrete office + review decision out.
+
+The whole flow, in one place (``Router.pipe_names``)::
+
+    text pipeline -> features -> topic head, agency head -> jurisdiction -> routing -> review
+
+A Router is read-only after loading: its only mutable state is the text pipeline's word caches,
+whose entries are pure functions of their keys, so any number of threads can share one Router and
+get exactly the answers they would get one after another. Nothing is held open, so it is also safe
+to use in a process forked after loading.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifact import load_model
+from .errors import InputTypeError, InputValueError
+from .jurisdiction import LEVELS, Gazetteer, Place, most_specific
+from .schemas import Complaint, LabelScore, Prediction, Region, TaskPrediction
+
+_LEVEL_RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
+DEFAULT_MAX_CHARS = 20_000
+
+
+class Router:
+    """Route complaints with a trained model. Build it with :meth:`load`.
+
+    Options (also accepted by :meth:`load`):
+
+    target_precision:
+        recompute every label's review threshold for this precision (default: the model's, 0.95).
+    thresholds:
+        a float (one threshold for all labels) or ``{label: threshold}`` overriding the model's.
+    max_chars:
+        longer texts are cut to this many characters and flagged ``truncated`` (default 20,000).
+    min_tokens:
+        fewer tokens than this -> review reason ``text_too_short`` (default 3).
+    review_topic:
+        also ask for review when only the topic is uncertain (default False: routing depends on
+        the agency; a low topic score is still visible in ``topic.score``).
+    top_k:
+        alternatives listed per task (default 3).
+    """
+
+    pipe_names = ("text", "features", "topic", "agency", "jurisdiction", "routing", "review")
+
+    def __init__(self, model, manifest: dict, routing: dict | None = None, *,
+                 target_precision: float | None = None,
+                 thresholds: float | Mapping[str, float] | None = None,
+                 max_chars: int = DEFAULT_MAX_CHARS, min_tokens: int = 3,
+                 review_topic: bool = False, top_k: int = 3, min_known_share: float = 0.3):
+        if max_chars < 1:
+            raise InputValueError("max_chars must be at least 1")
+        self.model = model
+        self.manifest = manifest
+        self.routing = routing or {}
+        self.max_chars = max_chars
+        self.min_tokens = min_tokens
+        self.review_topic = review_topic
+        self.top_k = top_k
+        self.min_known_share = min_known_share
+        self.name = manifest.get("name", "model")
+        self.version = f"{manifest.get('lapor_nlp_version', '?')}+{manifest['files']['model.npz'][:12]}"
+        self.thresholds = {task: dict(zip(map(str, head.classes_),
+                                          (head.thresholds_for(target_precision)
+                                           if target_precision else head.thresholds_).tolist()))
+                           for task, head in model.heads_.items()}
+        if thresholds is not None:
+            self.thresholds = self._merge_thresholds(thresholds)
+        self.agency_types: dict = self.routing.get("agency_types", {})
+        self.label_names: dict = self.routing.get("label_names", {})
+        self.home_regency = self.routing.get("home_region")
+        self.gazetteer = Gazetteer(
+            {k: v for k, v in self.routing.get("places", {}).items() if k in ("district", "village")},
+            self.routing.get("village_district"), self.home_regency,
+        )
+        self._home_place = self.gazetteer._lookup("regency", self.home_regency) if self.home_regency else None
+        pairs = self.routing.get("topic_agency_counts", {})
+        self._pair_share = {t: {a: n / max(sum(c.values()), 1) for a, n in c.items()}
+                            for t, c in pairs.items()}
+        self._vocab = model.features_.vocabulary_
+        self._feature_names: list[str] | None = None
+        self._from_fields = lru_cache(maxsize=4096)(self._from_fields_uncached)
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path | None = None, **options) -> "Router":
+        """Load a model directory made by ``lapor-nlp train``; with no path, the bundled default
+        model (built on first use into the user cache, see :mod:`lapor_nlp.default_model`)."""
+        if path is None:
+            from .default_model import ensure_default_model
+
+            path = ensure_default_model()
+        model, manifest = load_model(path)
+        routing = {}
+        rpath = Path(path) / "routing.json"
+        if "routing.json" in manifest.get("files", {}) and rpath.is_file():
+            routing = json.loads(rpath.read_text(encoding="utf-8"))
+        return cls(model, manifest, routing, **options)
+
+    def _merge_thresholds(self, thresholds) -> dict:
+        merged = {task: dict(v) for task, v in self.thresholds.items()}
+        for task, labels in merged.items():
+            for label in labels:
+                if isinstance(thresholds, Mapping):
+                    if label in thresholds:
+                        labels[label] = float(thresholds[label])
+                else:
+                    labels[label] = float(thresholds)
+        return merged
+
+    @property
+    def labels(self) -> dict[str, list[str]]:
+        return {task: list(map(str, h.classes_)) for task, h in self.model.heads_.items()}
+
+    # -- input ------------------------------------------------------------------------------------
+    @staticmethod
+    def _as_complaint(item: Any) -> Complaint:
+        if isinstance(item, Complaint):
+            return item
+        if isinstance(item, str):
+            return Complaint.model_construct(text=item, title=None, id=None, date=None, channel=None,
+                                             location=None)
+        if isinstance(item, Mapping):
+            from pydantic import ValidationError
+
+            try:
+                return Complaint.model_validate(item)
+            except ValidationError as exc:
+                raise InputValueError(f"invalid complaint: {exc.errors(include_url=False)}") from None
+        if isinstance(item, (bytes, bytearray)):
+            try:
+                return Router._as_complaint(bytes(item).decode("utf-8"))
+            except UnicodeDecodeError:
+                raise InputValueError("complaint bytes are not valid UTF-8") from None
+        raise InputTypeError(
+            f"a complaint must be a str, a Complaint or a dict, got {type(item).__name__}")
+
+    # -- prediction -------------------------------------------------------------------------------
+    def predict(self, complaint: str | Complaint | Mapping, *, thresholds=None,
+                explain: bool = True) -> Prediction:
+        """Route one complaint. ``thresholds`` overrides review thresholds for this call."""
+        return self.predict_batch([complaint], thresholds=thresholds, explain=explain)[0]
+
+    def predict_batch(self, items: Iterable[str | Complaint | Mapping], *, thresholds=None,
+                      explain: bool = True, batch_size: int = 4096) -> list[Prediction]:
+        """Route many complaints (vectorised). Every item is checked first: one bad item raises a
+        typed error naming its index, and no partial result is returned."""
+        if isinstance(items, (str, bytes, Complaint, Mapping)):
+            raise InputTypeError("predict_batch() takes an iterable of complaints, not one complaint; "
+                                 "use predict() for a single complaint")
+        complaints = []
+        for i, item in enumerate(items):
+            try:
+                complaints.append(self._as_complaint(item))
+            except (InputTypeError, InputValueError) as exc:
+                raise type(exc)(f"item {i}: {exc.message}") from None
+        th = self.thresholds if thresholds is None else self._merge_thresholds(thresholds)
+        out: list[Prediction] = []
+        for start in range(0, len(complaints), batch_size):
+            out += [Prediction.model_construct(**r) for r in
+                    self._route(complaints[start:start + batch_size], th, explain, as_models=True)]
+        return out
+
+    def predict_records(self, items: list, *, explain: bool = False) -> list[dict]:
+        """Like :meth:`predict_batch` but returns plain dicts (for batch jobs writing files)."""
+        return self._route([self._as_complaint(x) for x in items], self.thresholds, explain,
+                           as_models=False)
+
+    def _route(self, complaints: list[Complaint], th: dict, explain: bool, as_models: bool) -> list[dict]:
+        if not complaints:
+            return []
+        pre = self.model.preprocessor_
+        texts, truncated, docs, words = [], [], [], []
+        for c in complaints:
+            if not isinstance(c.text, str):
+                raise InputTypeError(f"complaint text must be str, got {type(c.text).__name__}")
+            text = c.full_text()
+            cut = len(text) > self.max_chars
+            if cut:
+                text = text[: self.max_chars]
+            toks, ws = pre.analyze(text)
+            texts.append(text)
+            truncated.append(cut)
+            docs.append(toks)
+            words.append(ws)
+        X = self.model.features_.transform(docs)
+        results: dict[str, tuple] = {}
+        for task, head in self.model.heads_.items():
+            P = head.predict_proba(X)
+            k = min(self.top_k + 1, P.shape[1])
+            top = np.argpartition(-P, k - 1, axis=1)[:, :k]
+            order = np.take_along_axis(P, top, 1).argsort(1)[:, ::-1]
+            top = np.take_along_axis(top, order, 1)
+            results[task] = (head, P, top)
+        contrib_terms = self._explain(X, results) if explain else None
+        vocab = self._vocab
+        records = []
+        for i, c in enumerate(complaints):
+            rec: dict[str, Any] = {"id": c.id, "truncated": truncated[i], "model": self.name,
+                                   "model_version": self.version, "explanation": {}}
+            reasons: list[str] = []
+            for task, (head, P, top) in results.items():
+                labels = head.classes_
+                best = top[i, 0]
+                label = str(labels[best])
+                score = float(P[i, best])
+                t = th[task].get(label, 1.01)
+                alts = [(str(labels[j]), float(P[i, j])) for j in top[i, 1:]]
+                if as_models:
+                    rec[task] = TaskPrediction.model_construct(
+                        label=label, score=score, threshold=t,
+                        name=self.label_names.get(task, {}).get(label),
+                        alternatives=[LabelScore.model_construct(label=lab, score=s) for lab, s in alts])
+                else:
+                    rec[task] = {"label": label, "score": score, "threshold": t}
+                if score < t and (task == "agency" or self.review_topic):
+                    reasons.append(f"low_confidence_{task}")
+                if contrib_terms is not None:
+                    rec["explanation"][task] = contrib_terms[task][i]
+            topic = rec.get("topic")
+            agency = rec.get("agency")
+            topic_label = (topic.label if as_models else topic["label"]) if topic else None
+            agency_label = (agency.label if as_models else agency["label"]) if agency else None
+            if topic_label and agency_label and topic_label in self._pair_share:
+                if self._pair_share[topic_label].get(agency_label, 0.0) < 0.02:
+                    reasons.append("topic_agency_disagree")
+            place = self._jurisdiction(c, words[i])
+            rec["jurisdiction"] = self._region(place, as_models) if place else None
+            routed, place_missing = self._routed_to(agency_label, place) if agency_label else (None, False)
+            rec["routed_to"] = routed
+            if place_missing:
+                reasons.append("place_not_found")
+            toks = docs[i]
+            if len(toks) < self.min_tokens:
+                reasons.append("text_too_short")
+            elif len(words[i]) >= 5 and sum(1 for t in toks if t in vocab) < self.min_known_share * len(toks):
+                reasons.append("not_indonesian")
+            if truncated[i]:
+                reasons.append("truncated")
+            rec["review_reasons"] = reasons
+            rec["needs_review"] = bool(reasons)
+            records.append(rec)
+        return records
+
+    # -- jurisdiction and routing -----------------------------------------------------------------
+    def _from_fields_uncached(self, province, regency, district, subdistrict) -> Place | None:
+        from .schemas import Location
+
+        loc = Location.model_construct(province=province, regency=regency, district=district,
+                                       subdistrict=subdistrict, address=None)
+        return self.gazetteer.from_fields(loc)
+
+    def _jurisdiction(self, c: Complaint, words: list[str]) -> tuple[Place, str] | None:
+        loc = c.location
+        if loc is not None:
+            place = self._from_fields(loc.province, loc.regency, loc.district, loc.subdistrict)
+            if place is not None:
+                return place, "field"
+            if loc.address:
+                found = most_specific(self.gazetteer.find_in_text(loc.address))
+                if found is not None:
+                    return found, "field"
+        found = most_specific(self.gazetteer.find_in_words(words))
+        if found is not None:
+            return found, "text"
+        if self._home_place is not None:
+            return self._home_place, "model_default"
+        return None
+
+    @staticmethod
+    def _region(found: tuple[Place, str], as_models: bool):
+        p, source = found
+        d = {"name": p.name, "level": p.level, "code": p.code, "province": p.province,
+             "regency": p.regency, "source": source}
+        return Region.model_construct(**d) if as_models else d
+
+    def _routed_to(self, agency: str, found: tuple[Place, str] | None) -> tuple[str, bool]:
+        info = self.agency_types.get(agency)
+        if not info or info.get("serves", "none") == "none":
+            return (info or {}).get("template", agency), False
+        serves = info["serves"]
+        place = found[0] if found else None
+        name = None
+        if place is not None:
+            if place.level == serves:
+                name = place.name
+            elif _LEVEL_RANK[place.level] > _LEVEL_RANK[serves]:
+                name = {"province": place.province, "regency": place.regency,
+                        "district": place.district}.get(serves)
+        if not name:
+            return info.get("name", agency), True
+        return info["template"].replace("{" + serves + "}", name), False
+
+    # -- explanation ------------------------------------------------------------------------------
+    def _explain(self, X, results, n_terms: int = 5) -> dict[str, list[list[str]]]:
+        if self._feature_names is None:
+            self._feature_names = self.model.features_.feature_names()
+        names = self._feature_names
+        out = {}
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        for task, (head, P, top) in results.items():
+            best = top[:, 0]
+            contrib = X.data * head.coef_[best[rows], X.indices]
+            terms = []
+            for i in range(X.shape[0]):
+                s, e = X.indptr[i], X.indptr[i + 1]
+                if s == e:
+                    terms.append([])
+                    continue
+                c = contrib[s:e]
+                k = min(n_terms, e - s)
+                idx = np.argpartition(-c, k - 1)[:k]
+                idx = idx[np.argsort(-c[idx])]
+                terms.append([names[X.indices[s + j]] for j in idx if c[j] > 0])
+            out[task] = terms
+        return out

@@ -1,0 +1,106 @@
+"""The data a backend exchanges with the router: :class:`Complaint` in, :class:`Prediction` out.
+
+pydantic v2 models, so a service validates input and serialises output with ``model_dump_json()``,
+and other languages get the same contract from :func:`json_schemas` (also served by the HTTP API).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Level = Literal["province", "regency", "district", "village"]
+ReviewReason = Literal[
+    "low_confidence_topic", "low_confidence_agency", "topic_agency_disagree",
+    "place_not_found", "text_too_short", "not_indonesian", "truncated",
+]
+
+
+class Location(BaseModel):
+    """Structured location of a complaint, as a portal's form collects it (all optional)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    province: str | None = Field(None, max_length=200, examples=["Jawa Timur"])
+    regency: str | None = Field(None, max_length=200, description="kabupaten or kota",
+                                examples=["Kabupaten Tulungagung"])
+    district: str | None = Field(None, max_length=200, description="kecamatan", examples=["Kedungwaru"])
+    subdistrict: str | None = Field(None, max_length=200, description="kelurahan or desa")
+    address: str | None = Field(None, max_length=2000, description="free-text address")
+
+
+class Complaint(BaseModel):
+    """One complaint. Only ``text`` is required; ``title`` is joined before it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(..., description="the complaint as written",
+                      examples=["Jalan berlubang di depan SDN 2 Kedungwaru, Tulungagung"])
+    title: str | None = Field(None, max_length=1000)
+    id: str | None = Field(None, max_length=200)
+    date: dt.date | dt.datetime | None = None
+    channel: str | None = Field(None, max_length=100, examples=["whatsapp", "web", "sp4n-lapor"])
+    location: Location | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_str(cls, v):
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    def full_text(self) -> str:
+        return f"{self.title}. {self.text}" if self.title else self.text
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float = Field(..., ge=0, le=1, description="calibrated probability")
+
+
+class TaskPrediction(BaseModel):
+    """The chosen label of one task with its calibrated score and the runner-up labels."""
+
+    label: str
+    score: float = Field(..., ge=0, le=1)
+    name: str | None = Field(None, description="human-readable name of the label, when known")
+    threshold: float = Field(..., description="score at or above which this label is routed "
+                                               "without review")
+    alternatives: list[LabelScore] = Field(default_factory=list)
+
+
+class Region(BaseModel):
+    name: str
+    level: Level
+    code: str | None = Field(None, description="Kemendagri code, where known (e.g. '35.04')")
+    province: str | None = None
+    regency: str | None = None
+    source: Literal["field", "text", "model_default"]
+
+
+class Prediction(BaseModel):
+    """What the router decided for one complaint."""
+
+    id: str | None = None
+    topic: TaskPrediction | None = None
+    agency: TaskPrediction | None = None
+    jurisdiction: Region | None = Field(None, description="the most specific region found")
+    routed_to: str | None = Field(None, description="the concrete office, e.g. 'Dinas Pekerjaan Umum "
+                                                    "Kabupaten Tulungagung' or 'Kelurahan Kertajaya'")
+    needs_review: bool
+    review_reasons: list[ReviewReason] = Field(default_factory=list)
+    explanation: dict[str, list[str]] = Field(
+        default_factory=dict, description="per task, the terms that weighed most for the chosen label")
+    truncated: bool = False
+    model: str
+    model_version: str
+
+
+def json_schemas() -> dict:
+    """JSON Schema of the request and response models, for clients in other languages."""
+    return {"Complaint": Complaint.model_json_schema(), "Prediction": Prediction.model_json_schema()}
+
+
+if __name__ == "__main__":  # python -m lapor_nlp.schemas > schemas.json
+    print(json.dumps(json_schemas(), indent=1))
