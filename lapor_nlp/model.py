@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize
 from scipy.special import expit
 
 from .errors import NotFittedError
@@ -158,6 +157,8 @@ def _sigmoid_fit(s: np.ndarray, pos: np.ndarray) -> tuple[float, float]:
     """Platt's sigmoid (a, b) for scores ``s`` of which ``pos`` are the true label."""
     n_pos, n_neg = pos.sum(), (~pos).sum()
     t = np.where(pos, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+
+    from scipy.optimize import minimize  # fitting only: keeps `import lapor_nlp` light
 
     def loss(ab):
         z = ab[0] * s + ab[1]

@@ -85,7 +85,10 @@ class Router:
         pairs = self.routing.get("topic_agency_counts", {})
         self._pair_share = {t: {a: n / max(sum(c.values()), 1) for a, n in c.items()}
                             for t, c in pairs.items()}
-        self._vocab = model.features_.vocabulary_
+        from .jurisdiction import _indonesian_words
+
+        # Stems of Indonesian words are Sastrawi dictionary words; English or junk text is not.
+        self._dictionary = _indonesian_words()
         self._feature_names: list[str] | None = None
         self._from_fields = lru_cache(maxsize=4096)(self._from_fields_uncached)
 
@@ -201,7 +204,7 @@ class Router:
             top = np.take_along_axis(top, order, 1)
             results[task] = (head, P, top)
         contrib_terms = self._explain(X, results) if explain else None
-        vocab = self._vocab
+        dictionary = self._dictionary
         records = []
         for i, c in enumerate(complaints):
             rec: dict[str, Any] = {"id": c.id, "truncated": truncated[i], "model": self.name,
@@ -241,7 +244,7 @@ class Router:
             toks = docs[i]
             if len(toks) < self.min_tokens:
                 reasons.append("text_too_short")
-            elif len(words[i]) >= 5 and sum(1 for t in toks if t in vocab) < self.min_known_share * len(toks):
+            elif len(words[i]) >= 5 and sum(1 for t in toks if t in dictionary) < self.min_known_share * len(toks):
                 reasons.append("not_indonesian")
             if truncated[i]:
                 reasons.append("truncated")

@@ -33,3 +33,20 @@ def preprocessor():
     from lapor_nlp.text import Preprocessor
 
     return Preprocessor()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """The default model (trained from datasets/corpus), built once per test session."""
+    from lapor_nlp.default_model import build_default_model
+
+    out = tmp_path_factory.mktemp("models") / "default"
+    build_default_model(out, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def router(model_dir):
+    from lapor_nlp import Router
+
+    return Router.load(model_dir)

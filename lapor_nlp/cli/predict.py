@@ -1,7 +1,41 @@
-"""(not yet available)"""
+"""Classify complaints: topic, responsible agency, the concrete office, and whether a person
+should review the decision. Prints one JSON Prediction per complaint on stdout.
+
+TEXT may be '-' to read one complaint per line from stdin. Without --model, the bundled default
+model is used (built from the project's corpus on first use, once per version).
+"""
+
+from __future__ import annotations
+
 import argparse
-HELP = "(not yet available)"
+import sys
+
+HELP = "classify complaints (topic, agency, office, review flag) as JSON"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("text", help="complaint text, or '-' for one complaint per line on stdin")
+    p.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    p.add_argument("--regency", default=None, help="structured location: kabupaten/kota")
+    p.add_argument("--district", default=None, help="structured location: kecamatan")
+    p.add_argument("--subdistrict", default=None, help="structured location: kelurahan/desa")
+    p.add_argument("--target-precision", type=float, default=None,
+                   help="review thresholds for this precision instead of the model's")
+    p.add_argument("--pretty", action="store_true", help="indented JSON")
+
+
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("lapor-nlp: predict is not available yet")
+    from ..default_model import ensure_default_model
+    from ..router import Router
+    from ..schemas import Complaint, Location
+
+    path = args.model or ensure_default_model(quiet=args.quiet)
+    router = Router.load(path, target_precision=args.target_precision)
+    location = None
+    if args.regency or args.district or args.subdistrict:
+        location = Location(regency=args.regency, district=args.district, subdistrict=args.subdistrict)
+    texts = (line.rstrip("\n") for line in sys.stdin if line.strip()) if args.text == "-" else [args.text]
+    for text in texts:
+        p = router.predict(Complaint(text=text, location=location))
+        print(p.model_dump_json(indent=1 if args.pretty else None))
+    return 0

@@ -1,0 +1,70 @@
+"""Preprocessing throughput on the 8,690 Surabaya 2022 texts, one core, in one run:
+
+- this Preprocessor warm (caches filled by a previous pass),
+- this Preprocessor cold (caches emptied before each pass),
+- plain PySastrawi ``StemmerFactory().create_stemmer().stem(text)`` per text (its own cache is
+  reset before each pass, so each pass is comparable to "cold"; a second, warm pass is shown too).
+
+Prints docs/s (median of --repeats passes) and the ratios. Targets: warm >= 30,000 docs/s and
+>= 100x plain PySastrawi.
+
+    python bench/preprocess.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _data import median, surabaya_rows  # noqa: E402
+
+
+def rate(fn, texts, repeats, before=None):
+    rates = []
+    for _ in range(repeats):
+        if before:
+            before()
+        t = time.perf_counter()
+        fn(texts)
+        rates.append(len(texts) / (time.perf_counter() - t))
+    return median(rates)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
+
+    from lapor_nlp.text import Preprocessor
+
+    texts = [r["text"] for r in surabaya_rows()]
+    pre = Preprocessor()
+    cold = rate(pre.tokens_batch, texts, args.repeats, before=pre.clear_cache)
+    pre.tokens_batch(texts)
+    warm = rate(pre.tokens_batch, texts, args.repeats)
+    stemmer = StemmerFactory().create_stemmer()
+
+    def reset():
+        stemmer.get_cache().data = {}  # PySastrawi's CachedStemmer keeps an unbounded dict
+
+    plain_repeats = max(1, min(args.repeats, 2))
+    plain = rate(lambda ts: [stemmer.stem(t) for t in ts], texts, plain_repeats, before=reset)
+    plain_warm = rate(lambda ts: [stemmer.stem(t) for t in ts], texts, 1)
+    print(f"texts: {len(texts)} (Surabaya 2022), one process, median of {args.repeats} passes")
+    print(f"{'pipeline':<44}{'docs/s':>12}")
+    print(f"{'lapor-nlp Preprocessor, warm':<44}{warm:>12,.0f}")
+    print(f"{'lapor-nlp Preprocessor, cold (empty cache)':<44}{cold:>12,.0f}")
+    print(f"{'PySastrawi stem(text), cold':<44}{plain:>12,.0f}")
+    print(f"{'PySastrawi stem(text), its cache warm':<44}{plain_warm:>12,.0f}")
+    print(f"warm / PySastrawi cold: {warm / plain:,.0f}x   warm / PySastrawi warm: {warm / plain_warm:,.1f}x"
+          f"   cold / PySastrawi cold: {cold / plain:,.1f}x")
+    print(f"target warm >= 30,000 docs/s: {'met' if warm >= 30_000 else 'NOT met'}; "
+          f"target >= 100x PySastrawi: {'met' if warm / plain >= 100 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The Router: schema round trips, thresholds, jurisdiction, review reasons, threads, bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from lapor_nlp import Complaint, Prediction, Router
+from lapor_nlp.errors import InputTypeError, InputValueError
+from lapor_nlp.schemas import Location, json_schemas
+
+PJU = "Lampu PJU di jalan kami mati sudah seminggu, mohon segera diperbaiki. Kota Malang"
+
+
+def test_obvious_complaints_are_routed_to_the_right_office(router):
+    cases = [
+        ("Jalan berlubang di depan SDN 2 Kedungwaru, Tulungagung, sudah 3 bulan tidak diperbaiki",
+         "dinas_pu", "Dinas Pekerjaan Umum Kabupaten Tulungagung"),
+        (PJU, "dishub", "Dinas Perhubungan Kota Malang"),
+        ("air PDAM tidak mengalir sudah 3 hari di perumahan kami, Kabupaten Sleman",
+         "pdam", "PDAM Kabupaten Sleman"),
+        ("sampah di TPS belum diangkut seminggu, bau sekali, kota bandung", "dlh",
+         "Dinas Lingkungan Hidup Kota Bandung"),
+    ]
+    for text, agency, office in cases:
+        p = router.predict(text)
+        assert (p.agency.label, p.routed_to) == (agency, office), text
+        assert p.jurisdiction.source == "text"
+
+
+def test_prediction_fields_and_json_round_trip(router):
+    p = router.predict(Complaint(text=PJU, id="A-1", channel="whatsapp"))
+    assert p.id == "A-1" and p.model == "lapor-default"
+    assert 0 <= p.agency.score <= 1 and len(p.agency.alternatives) == 3
+    assert p.agency.score >= max(a.score for a in p.agency.alternatives)
+    assert p.explanation["agency"] and all(isinstance(t, str) for t in p.explanation["agency"])
+    again = Prediction.model_validate_json(p.model_dump_json())
+    assert again == Prediction.model_validate(p.model_dump())
+    schemas = json_schemas()
+    assert schemas["Complaint"]["required"] == ["text"]
+    assert "needs_review" in schemas["Prediction"]["properties"]
+    json.dumps(schemas)
+
+
+def test_structured_location_wins_over_the_text(router):
+    p = router.predict(Complaint(text=PJU, location=Location(regency="Kabupaten Sleman")))
+    assert p.routed_to == "Dinas Perhubungan Kabupaten Sleman"
+    assert p.jurisdiction.source == "field" and p.jurisdiction.code == "34.04"
+    p = router.predict({"text": PJU, "location": {"regency": "sleman"}})
+    assert p.routed_to == "Dinas Perhubungan Kabupaten Sleman"
+
+
+def test_ambiguous_and_missing_places_ask_for_review(router):
+    # Kupang is both a city and a regency of NTT: written bare it resolves to the city (alias),
+    # "Kabupaten Kupang" to the regency.
+    assert router.predict("air pdam mati di Kabupaten Kupang").routed_to == "PDAM Kabupaten Kupang"
+    p = router.predict("lampu jalan mati di gang kami sudah dua minggu tolong diperbaiki")
+    assert p.agency.label == "dishub" and p.jurisdiction is None
+    assert "place_not_found" in p.review_reasons and p.needs_review
+    assert p.routed_to == "Dinas Perhubungan"
+    # "batu" and "malang" are ordinary words: without "kota"/"kab"/"di" they name no place.
+    assert router.gazetteer.find_in_text("jalan batu rusak, nasib malang") == []
+    assert [p.name for p in router.gazetteer.find_in_text("di kota batu")] == ["Kota Batu"]
+    # A kecamatan name shared by several regencies is dropped unless the regency is named too.
+    from lapor_nlp.jurisdiction import Gazetteer
+
+    g = Gazetteer(include_national_districts=True)
+    assert [p.name for p in g.find_in_text("banjir di kecamatan Kedungwaru")] == ["Kedungwaru"]
+
+
+def test_thresholds_override_at_load_and_per_call(model_dir, router):
+    text = "lampu jalan mati di Kota Malang sudah seminggu"
+    base = router.predict(text)
+    assert base.agency.threshold == router.thresholds["agency"][base.agency.label]
+    never = router.predict(text, thresholds=1.01)
+    assert "low_confidence_agency" in never.review_reasons
+    always = router.predict(text, thresholds={base.agency.label: 0.0})
+    assert "low_confidence_agency" not in always.review_reasons
+    strict = Router.load(model_dir, target_precision=0.99)
+    loose = Router.load(model_dir, target_precision=0.80)
+    assert all(strict.thresholds["agency"][lab] >= loose.thresholds["agency"][lab]
+               for lab in router.labels["agency"])
+
+
+def test_review_reasons(router):
+    assert router.predict("ktp").review_reasons[-1] == "text_too_short"
+    p = router.predict("The quick brown fox jumps over the lazy dog near the river bank today")
+    assert "not_indonesian" in p.review_reasons
+    long_text = ("jalan rusak parah di Kabupaten Sleman mohon diperbaiki. " * 800)
+    p = router.predict(long_text)
+    assert p.truncated and "truncated" in p.review_reasons
+    small = Router(router.model, router.manifest, router.routing, max_chars=50)
+    assert small.predict(PJU).truncated
+
+
+def test_topic_and_agency_disagreement_is_flagged(router):
+    # Force a pair never seen together in training.
+    rec = router._pair_share
+    topic = next(iter(rec))
+    unseen = [a for a in router.labels["agency"] if rec[topic].get(a, 0) < 0.02][0]
+    assert rec[topic].get(unseen, 0.0) < 0.02
+
+
+def test_batch_equals_single_predictions(router):
+    texts = [PJU, "air mati", "KTP saya hilang, mohon dibantu pembuatan ulang di Dukcapil Kota Medan"]
+    batch = router.predict_batch(texts)
+    assert [b.model_dump() for b in batch] == [router.predict(t).model_dump() for t in texts]
+    assert router.predict_batch([]) == []
+
+
+def test_threads_get_exactly_the_serial_answers(router):
+    texts = [PJU, "jalan rusak di kab. bogor", "sampah numpuk", "bpjs saya ditolak rumah sakit",
+             "air pdam keruh", "anak saya dibully di sekolah"] * 4
+    serial = [router.predict(t, explain=False).model_dump() for t in texts]
+    errors = []
+
+    def work(offset):
+        try:
+            for i in range(1000):
+                k = (i + offset) % len(texts)
+                if router.predict(texts[k], explain=False).model_dump() != serial[k]:
+                    errors.append(k)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+@pytest.mark.parametrize("bad, error", [
+    (None, InputTypeError), (42, InputTypeError), (["a list"], InputTypeError),
+    (b"\xff\xfe", InputValueError), ({"title": "no text"}, InputValueError),
+    ({"text": 5}, InputValueError), ({"text": "x", "unknown": 1}, InputValueError),
+])
+def test_bad_input_gets_a_typed_error(router, bad, error):
+    with pytest.raises(error) as info:
+        router.predict(bad)
+    assert "LAPOR-E00" in str(info.value)
+
+
+def test_batch_rejects_a_bare_string_and_names_the_bad_item(router):
+    with pytest.raises(InputTypeError):
+        router.predict_batch("one complaint")
+    with pytest.raises(InputTypeError, match="item 1"):
+        router.predict_batch(["ok", None, "ok"])
+
+
+def test_empty_text_is_a_defined_result(router):
+    p = router.predict("   ")
+    assert p.needs_review and "text_too_short" in p.review_reasons
+
+
+def test_router_survives_fork(router):
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    expected = router.predict(PJU, explain=False).routed_to
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        try:
+            ok = router.predict(PJU, explain=False).routed_to == expected
+        except Exception:
+            ok = False
+        os.write(w, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.waitpid(pid, 0)

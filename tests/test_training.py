@@ -1,0 +1,221 @@
+"""Training: validation of each bad-row kind, splits, determinism, the tamper check, round trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lapor_nlp.artifact import load_model, save_model, verify
+from lapor_nlp.errors import (
+    DataValidationError, ModelIntegrityError, ModelNotFoundError, ModelVersionError,
+)
+from lapor_nlp.resources import dataset_path
+from lapor_nlp.training import Columns, load_labelled, split_examples, train
+from lapor_nlp.training.data import handle_rare
+
+
+def corpus_rows(n=None):
+    rows = []
+    for p in sorted(dataset_path("corpus").glob("*.jsonl")):
+        rows += [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return rows[:n] if n else rows
+
+
+def write_csv(path, rows, header=("id", "text", "topic", "agency", "date")):
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for r in rows:
+            w.writerow([r.get(h, "") for h in header])
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    """A labelled CSV from the corpus: every third row of it, dated over two months."""
+    rows = corpus_rows()[::3]
+    for i, r in enumerate(rows):
+        r["date"] = f"2024-{1 + (i % 2):02d}-{1 + (i % 28):02d}"
+        r["id"] = f"r{i}"
+    return write_csv(tmp_path_factory.mktemp("data") / "small.csv", rows)
+
+
+# -- validation -----------------------------------------------------------------------------------
+def test_each_bad_row_kind_is_reported_with_its_line(tmp_path):
+    good = corpus_rows(4)
+    path = tmp_path / "bad.csv"
+    with open(path, "wb") as fh:
+        fh.write(b"id,text,topic,agency\n")
+        fh.write(f'1,"{good[0]["text"]}",{good[0]["topic"]},{good[0]["agency"]}\n'.encode())  # line 2
+        fh.write(b'2,,infrastruktur,dinas_pu\n')                                           # 3: no text
+        fh.write(b'3,jalan rusak parah,,dinas_pu\n')                                       # 4: no topic
+        fh.write(b'4,jalan rusak parah,infrastruktur,\n')                                  # 5: no agency
+        fh.write(b'1,air mati tiga hari,energi,pdam\n')                                    # 6: dup id
+        fh.write(b'5,air \xff\xfe mati,energi,pdam\n')                                     # 7: bad bytes
+        fh.write(b'6,too,many,fields,here\n')                                              # 8: malformed
+        fh.write(b'7,"lampu jalan mati",perhubungan,dishub\n')                              # 9: good
+    with pytest.raises(DataValidationError) as info:
+        load_labelled(path, Columns(id="id"))
+    assert "6 of 8 rows are unusable" in str(info.value)
+    problems = {p.line: p.reason for p in info.value.problems}
+    assert problems == {
+        3: "no text", 4: "missing topic label", 5: "missing agency label",
+        6: "duplicate id '1'", 7: "undecodable bytes (not UTF-8)",
+        8: "malformed CSV: 5 fields, header has 4",
+    }
+    examples, report = load_labelled(path, Columns(id="id"), skip_bad=True)
+    assert [e.line for e in examples] == [2, 9]
+    assert report.rows_read == 8 == report.rows_used + report.rows_rejected
+
+
+def test_missing_column_is_a_clear_error(small_csv):
+    with pytest.raises(DataValidationError, match="'label' not found"):
+        load_labelled(small_csv, Columns(topic="label"))
+
+
+def test_a_label_column_may_be_absent(small_csv):
+    examples, _ = load_labelled(small_csv, Columns(topic=None))
+    assert all(e.topic is None and e.agency for e in examples)
+
+
+def test_agency_labels_split_into_type_and_place(tmp_path):
+    path = write_csv(tmp_path / "kel.csv", [
+        {"text": "surat domisili lama", "topic": "t", "agency": "Kelurahan Kertajaya"},
+        {"text": "pelayanan camat", "topic": "t", "agency": "Kecamatan Gubeng"},
+        {"text": "bansos", "topic": "t", "agency": "Dinas Sosial Kabupaten Sleman"},
+        {"text": "bansos", "topic": "t", "agency": "Dinas Sosial"},
+    ], header=("text", "topic", "agency"))
+    ex, _ = load_labelled(path)
+    assert [(e.agency, e.agency_place) for e in ex] == [
+        ("Kelurahan", "Kertajaya"), ("Kecamatan", "Gubeng"), ("Dinas Sosial", "Kabupaten Sleman"),
+        ("Dinas Sosial", None)]
+
+
+def test_rare_labels_drop_or_merge(small_csv):
+    ex, _ = load_labelled(small_csv, Columns(id="id"))
+    counts = {}
+    for e in ex:
+        counts[e.agency] = counts.get(e.agency, 0) + 1
+    rare_label = min(counts, key=counts.get)
+    merged, rare = handle_rare([*ex], "agency", counts[rare_label] + 1, "merge")
+    assert rare_label in rare and all(e.agency != rare_label for e in merged)
+    ex, _ = load_labelled(small_csv, Columns(id="id"))
+    dropped, _ = handle_rare(ex, "agency", counts[rare_label] + 1, "drop")
+    assert len(dropped) == len(ex) and any(e.agency is None for e in dropped)
+
+
+def test_splits_never_share_a_text(small_csv):
+    ex, _ = load_labelled(small_csv, Columns(id="id", date="date"))
+    ex.append(type(ex[0])(line=9999, text=ex[0].text, topic=ex[0].topic, agency=ex[0].agency,
+                          date="2024-02-27", id="dup"))
+    for kw in ({"split_date": "2024-02-01"}, {"test_size": 0.3}):
+        tr, te = split_examples(ex, **kw)
+        assert not ({e.text for e in tr} & {e.text for e in te})
+        assert len({e.text for e in te}) == len(te)
+    tr, te = split_examples(ex, split_date="2024-02-01")
+    assert max(e.date for e in tr) < "2024-02-01" <= min(e.date for e in te)
+
+
+# -- training, determinism, persistence ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(small_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("m") / "model"
+    return train(small_csv, out, columns=Columns(id="id"), test_size=0.25, quiet=True)
+
+
+def test_model_directory_has_model_manifest_and_report(trained):
+    names = {p.name for p in trained.out_dir.iterdir()}
+    assert {"manifest.json", "model.json", "model.npz", "stem_cache.json", "metrics.json",
+            "errors.md", "routing.json", "confusion_matrix_agency.png", "calibration_agency.png"} <= names
+    manifest = json.loads((trained.out_dir / "manifest.json").read_text())
+    assert set(manifest["files"]) == names - {"manifest.json"}
+    assert manifest["data"]["rows_read"] == manifest["data"]["rows_used"] + manifest["data"]["rows_rejected"]
+    assert manifest["metrics"]["agency"]["accuracy"] > 0.5
+    for key in ("lapor_nlp_version", "sklearn_version", "label_counts", "params", "created"):
+        assert key in manifest
+    errors_md = (trained.out_dir / "errors.md").read_text()
+    assert "## agency" in errors_md and "| label | precision |" in errors_md
+
+
+def test_same_seed_same_model(small_csv, trained, tmp_path):
+    again = train(small_csv, tmp_path / "again", columns=Columns(id="id"), test_size=0.25, quiet=True)
+    a = json.loads((trained.out_dir / "manifest.json").read_text())["files"]
+    b = json.loads((again.out_dir / "manifest.json").read_text())["files"]
+    assert a["model.npz"] == b["model.npz"] and a["model.json"] == b["model.json"]
+
+
+def test_round_trip_gives_identical_predictions(trained):
+    texts = [r["text"] for r in corpus_rows()[1::7][:200]]
+    loaded, _ = load_model(trained.out_dir)
+    for task in ("topic", "agency"):
+        assert np.array_equal(trained.model.predict(texts, task), loaded.predict(texts, task))
+        np.testing.assert_allclose(trained.model.predict_proba(texts, task),
+                                   loaded.predict_proba(texts, task), rtol=1e-6, atol=1e-9)
+
+
+def test_tampered_or_incompatible_models_are_refused(trained, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(trained.out_dir, bad)
+    with open(bad / "model.npz", "r+b") as fh:
+        fh.seek(100)
+        byte = fh.read(1)
+        fh.seek(100)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelIntegrityError, match="model.npz does not match"):
+        load_model(bad)
+    shutil.rmtree(bad)
+    shutil.copytree(trained.out_dir, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    m["format_version"] = 99
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelVersionError):
+        verify(bad)
+    m["format_version"] = 1
+    m["files"]["../../etc/passwd"] = "0" * 64
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelIntegrityError, match="outside"):
+        verify(bad)
+    with pytest.raises(ModelNotFoundError):
+        load_model(tmp_path / "nowhere")
+
+
+def test_save_refuses_an_unfitted_model(tmp_path):
+    from lapor_nlp.classifier import ComplaintClassifier
+    from lapor_nlp.errors import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        save_model(ComplaintClassifier(), tmp_path / "x")
+
+
+def test_review_thresholds_reach_their_precision_out_of_fold(trained):
+    head = trained.model.heads_["agency"]
+    for c, t in enumerate(head.thresholds_):
+        m = (head.oof_pred_ == c) & (head.oof_score_ >= t)
+        if m.sum() >= 5:
+            assert (head.oof_true_[m] == c).mean() >= 0.95
+
+
+def test_evaluate_cli_writes_the_same_report(trained, small_csv, tmp_path):
+    from lapor_nlp.cli import main
+
+    rc = main(["-q", "evaluate", "--model", str(trained.out_dir), "--data", str(small_csv),
+               "--id-col", "id", "--report", str(tmp_path / "rep")])
+    assert rc == 0
+    assert {"metrics.json", "errors.md"} <= {p.name for p in (tmp_path / "rep").iterdir()}
+
+
+def test_train_cli_reports_bad_rows_and_exits_1(tmp_path, capsys):
+    from lapor_nlp.cli import main
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "jalan rusak", "topic": "infrastruktur", "agency": "dinas_pu"}\n'
+                    '{"text": "", "topic": "infrastruktur", "agency": "dinas_pu"}\nnot json\n')
+    assert main(["-q", "train", "--data", str(path), "--out", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert "line 2: no text" in err and "line 3: malformed JSON" in err and "LAPOR-E010" in err
