@@ -42,7 +42,6 @@ _RUN = re.compile(r"\d[\d().\- ]*\d|\d")
 _REK_CUE = re.compile(r"(?:rekening|rek|norek)\b[^\d\n]{0,25}$", re.IGNORECASE)
 _PLATE_BEFORE = re.compile(r"(?:^|[^A-Za-z0-9])([A-Za-z]{1,2}) ?$")
 _PLATE_AFTER = re.compile(r"^ ?([A-Za-z]{1,3})(?![A-Za-z0-9])")
-_MAYBE_PII = re.compile(r"[\d@]").search
 _ONLY_DIGITS = str.maketrans("", "", "().- ")
 
 
@@ -73,8 +72,6 @@ def mask_pii(text: str) -> str:
     if not text.isascii():
         # Full-width digits and other compatibility forms would hide numbers from the scan.
         text = unicodedata.normalize("NFKC", text)
-    if not _MAYBE_PII(text):
-        return text
     if "@" in text:
         text = _EMAIL.sub("[EMAIL]", text)
     pieces: list[str] = []
