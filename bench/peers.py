@@ -110,8 +110,6 @@ def run_lapor(task, train_rows, test_x, label_of):
     from lapor_nlp.classifier import ComplaintClassifier
 
     labels = [label_of(r) for r in train_rows]
-    counts = Counter(labels)
-    labels = [y if y is not None else None for y in labels]
     t = time.perf_counter()
     model = ComplaintClassifier().fit([r["text"] for r in train_rows], {task: labels})
     fit_s = time.perf_counter() - t

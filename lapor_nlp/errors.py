@@ -81,3 +81,9 @@ class BatchInputError(LaporError, ValueError):
     """A batch input file cannot be read at all (missing column, unknown format)."""
 
     code = "LAPOR-E040"
+
+
+class BatchCheckError(LaporError, RuntimeError):
+    """A batch run's own consistency check failed (a count does not add up, parts disagree)."""
+
+    code = "LAPOR-E041"

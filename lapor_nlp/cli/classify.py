@@ -1,7 +1,72 @@
-"""(not yet available)"""
+"""Re-classify a backlog: read INPUT (CSV, JSON Lines or Parquet) and write OUTPUT with every input
+column plus topic, topic_score, agency, agency_score, routed_to, needs_review, review_reasons and
+model_version, rows in input order. Memory stays bounded whatever the input size.
+
+Rows that cannot be classified (no text, undecodable bytes, a malformed line) go to
+OUTPUT.rejects.csv (or .jsonl) with their input line number and reason; the run checks that rows
+read = rows written + rows rejected. Finished chunks are kept in OUTPUT.parts/ until the end, so an
+interrupted run (Ctrl-C, a killed process) is finished with the same command plus --resume; OUTPUT
+appears only when it is complete.
+
+Prints a JSON summary on stdout and a readable one on stderr. With --scheduler the chunks are
+computed on a Dask cluster (pip install 'lapor-nlp[distributed]'); --model must then be a path every
+worker can read.
+"""
+
+from __future__ import annotations
+
 import argparse
-HELP = "(not yet available)"
+import json
+import sys
+
+from ._columns import add_column_arguments, columns_from_args
+
+HELP = "classify a whole file (CSV/JSONL/Parquet) into a copy with prediction columns"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("input", help="the backlog: .csv, .jsonl or .parquet")
+    p.add_argument("-o", "--output", required=True,
+                   help="file to write (format from its name, else the input's)")
+    p.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="worker processes, each loading the model once (default: all cores)")
+    p.add_argument("--chunk-size", type=int, default=5000,
+                   help="rows per chunk: the unit of work and of checkpoints (default 5000)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted run from the chunks in OUTPUT.parts/")
+    p.add_argument("--output-format", choices=("csv", "jsonl", "parquet"), default=None,
+                   help="output format (default: from OUTPUT's name, else the input format)")
+    p.add_argument("--prefix", default=None,
+                   help="prefix for the prediction columns (default: none, or 'pred_' when the "
+                        "input already has a column named topic, agency, ...)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="run the chunks on this Dask scheduler instead of local processes")
+    add_column_arguments(p, labels=False)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("lapor-nlp: classify is not available yet")
+    from ..batch import classify_file, output_paths
+
+    if args.jobs is not None and args.jobs < 1:
+        print("lapor-nlp: error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    if args.chunk_size < 1:
+        print("lapor-nlp: error: --chunk-size must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        summary = classify_file(
+            args.input, args.output, model_dir=args.model, jobs=args.jobs,
+            chunk_size=args.chunk_size, resume=args.resume, columns=columns_from_args(args, labels=False),
+            fmt=args.format, out_fmt=args.output_format, prefix=args.prefix,
+            progress=not args.quiet, scheduler=args.scheduler,
+        )
+    except KeyboardInterrupt:
+        parts = output_paths(args.output, "csv")[1]
+        print(f"\nlapor-nlp: interrupted. The finished chunks are kept in {parts}; run the same "
+              "command with --resume to finish without redoing them.", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(summary.format(), file=sys.stderr)
+    print(json.dumps(summary.to_dict(), ensure_ascii=False))
+    return 0

@@ -1,7 +1,174 @@
-"""(not yet available)"""
+"""Serve the router over HTTP (FastAPI on uvicorn; needs the [serve] extra).
+
+Endpoints: POST /v1/predict, POST /v1/predict/batch, POST /v1/mask-pii, GET /v1/model, GET /healthz,
+GET /readyz; the OpenAPI document is at /openapi.json and the interactive docs at /docs.
+
+API key: taken from --api-key-file (first line) or the LAPOR_NLP_API_KEY environment variable, and
+then required in the X-API-Key header of every request but /healthz and /readyz. Without a key the
+server only starts on a loopback address (127.0.0.1, ::1, localhost), unless --no-auth says that
+the network in front of it does the access control.
+
+SIGTERM or Ctrl-C stops it gracefully: no new connections, requests in flight finish (10 s at
+most), then exit status 0.
+"""
+
+from __future__ import annotations
+
 import argparse
-HELP = "(not yet available)"
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import sys
+
+HELP = "serve predictions over HTTP (FastAPI + uvicorn; pip install 'lapor-nlp[serve]')"
+INSTALL_HINT = "pip install 'lapor-nlp[serve]'"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return n
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--model", metavar="DIR", default=None,
+                   help="model directory made by `lapor-nlp train` (default: the bundled model, "
+                        "built on first use)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; any other needs an API key or --no-auth)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="worker processes, each with its own copy of the model (default 1)")
+    p.add_argument("--api-key-file", metavar="FILE", default=None,
+                   help="file whose first line is the API key (else $LAPOR_NLP_API_KEY)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve without an API key even on a non-loopback address")
+    p.add_argument("--max-batch", type=_positive_int, default=256, metavar="N",
+                   help="most complaints in one /v1/predict/batch request (default 256)")
+    p.add_argument("--max-body-bytes", type=_positive_int, default=1_000_000, metavar="N",
+                   help="largest request body in bytes (default 1000000)")
+    p.add_argument("--max-text-chars", type=_positive_int, default=20_000, metavar="N",
+                   help="longest complaint text in characters; longer ones get a 422 (default 20000)")
+    p.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto",
+                   help="HTTP parser (default auto: httptools when installed, as with "
+                        "uvicorn[standard])")
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                   help="event loop (default auto: uvloop when installed)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default=None,
+                   help="log level of the request log and the server (default info; warning with -q)")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def log_config(level: str) -> dict:
+    """uvicorn's logging configuration (applied again in every worker process)."""
+    lvl = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
+                                "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": lvl, "propagate": False},
+            # lapor_nlp.serve writes one line per request (with the request id); uvicorn's own
+            # access log would repeat it without the id.
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "lapor_nlp": {"handlers": ["stderr"], "level": lvl, "propagate": False},
+        },
+    }
+
+
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("lapor-nlp: serve is not available yet")
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        print(f"lapor-nlp: error: `serve` needs FastAPI and uvicorn ({exc.name} is missing): "
+              f"{INSTALL_HINT}", file=sys.stderr)
+        return 1
+    from .. import serve
+
+    level = args.log_level or ("warning" if getattr(args, "quiet", False) else "info")
+    if args.no_auth:
+        key = None
+    elif args.api_key_file:
+        key = serve.read_api_key_file(args.api_key_file)
+    else:
+        key = os.environ.get(serve.ENV_API_KEY) or None
+    if key is None and not args.no_auth and not is_loopback(args.host):
+        print(f"lapor-nlp: error: refusing to serve on {args.host} without an API key: give "
+              f"--api-key-file FILE or set {serve.ENV_API_KEY}, or pass --no-auth if a proxy or "
+              "firewall in front of it does the access control", file=sys.stderr)
+        return 2
+    if args.no_auth and (args.api_key_file or os.environ.get(serve.ENV_API_KEY)):
+        print("lapor-nlp: warning: --no-auth: the configured API key is ignored", file=sys.stderr)
+
+    from ..artifact import read_manifest
+
+    if args.model is None:  # build it once here, not in every worker at the same time
+        from ..default_model import ensure_default_model
+
+        model_dir = str(ensure_default_model(quiet=getattr(args, "quiet", False)))
+    else:
+        model_dir = args.model
+    read_manifest(model_dir)  # a clear error (exit 1) before any worker starts
+
+    common = dict(host=args.host, port=args.port, log_config=log_config(level), log_level=level,
+                  access_log=False, server_header=False, timeout_graceful_shutdown=10,
+                  http=args.http, loop=args.loop)
+    logging.getLogger("lapor_nlp.serve").info(
+        "serving %s on http://%s:%d with %d worker(s), auth %s", model_dir, args.host, args.port,
+        args.workers, "on" if key else "off")
+    if args.workers == 1:
+        app = serve.create_app(model_dir, api_key=key, max_body_bytes=args.max_body_bytes,
+                               max_batch=args.max_batch, max_text_chars=args.max_text_chars)
+        config = uvicorn.Config(app, **common)
+    else:
+        # Each worker is a fresh process: settings travel in the environment, the key as the
+        # path of its file (or in LAPOR_NLP_API_KEY, where it already was).
+        os.environ.update({
+            serve.ENV_MODEL: model_dir,
+            serve.ENV_MAX_BATCH: str(args.max_batch),
+            serve.ENV_MAX_BODY: str(args.max_body_bytes),
+            serve.ENV_MAX_TEXT: str(args.max_text_chars),
+            serve.ENV_NO_AUTH: "1" if args.no_auth else "0",
+        })
+        if args.api_key_file and not args.no_auth:
+            os.environ[serve.ENV_KEY_FILE] = os.path.abspath(args.api_key_file)
+        else:
+            os.environ.pop(serve.ENV_KEY_FILE, None)
+        config = uvicorn.Config("lapor_nlp.serve:app_from_env", factory=True, workers=args.workers,
+                                **common)
+    if args.workers == 1:
+        server = uvicorn.Server(config)
+        # uvicorn re-raises the signal that stopped it once it has shut down; with the default
+        # SIGTERM action that would kill the process (status -15) instead of exiting 0.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        server.run()
+        # started stays False when startup failed (the model did not load, the port is taken).
+        return 0 if server.started else 1
+    from uvicorn.supervisors import Multiprocess
+
+    # uvicorn's bind_socket() leaves socket.proto at 0, and asyncio only sets TCP_NODELAY on
+    # accepted connections whose proto is IPPROTO_TCP: without this re-wrap (proto read back from
+    # the descriptor) every response waits ~40 ms on Nagle + delayed ACK.
+    sock = config.bind_socket()
+    sock = socket.socket(fileno=sock.detach())
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()  # SIGTERM/SIGINT: each worker shuts down gracefully, then the parent returns
+    return 1 if any(p.exitcode == 3 for p in supervisor.processes) else 0

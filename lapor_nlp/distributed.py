@@ -1,0 +1,215 @@
+"""Classification beyond one machine, on Dask (``pip install 'lapor-nlp[distributed]'``).
+
+Two ways in:
+
+* :func:`classify` turns a ``dask.dataframe`` (or a pandas DataFrame, or a path/glob of CSV, JSON
+  Lines or Parquet files) into a lazy ``dask.dataframe`` with the prediction columns added, for
+  pipelines that already live in Dask::
+
+      from distributed import Client
+      from lapor_nlp.distributed import classify
+
+      client = Client("tcp://scheduler:8786")
+      ddf = classify("s3://bucket/backlog/*.parquet", model="/shared/models/lapor-v3")
+      ddf.to_parquet("s3://bucket/routed/")
+
+* ``lapor-nlp classify INPUT -o OUTPUT --scheduler tcp://HOST:8786`` (or
+  ``lapor_nlp.batch.classify_file(..., scheduler=...)``): the same streaming job as on one machine
+  (chunks in input order, rejects with line numbers, the row-count check, ``--resume``) with the
+  chunks computed on the cluster's workers. The client reads the input and writes the output, so
+  the workers need no access to those files.
+
+Either way each worker *process* loads the model once, on first use, into a per-process cache
+keyed by the model directory (:func:`lapor_nlp.batch.get_router`); tasks carry only the directory's
+path, never the model. The model directory must therefore be readable at the same path on every
+worker (a shared file system, or the same path on each machine). With ``model=None`` every worker
+uses the bundled default model, building it into its own user cache on first use (about 15 s once
+per machine and library version) — fine on one machine; on a real cluster pass a shared model
+directory. Run the workers with one thread each (``dask worker --nthreads 1 --nworkers N``):
+classification is pure Python and holds the GIL, so threads add nothing but memory.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .batch import (
+    LOADS, ChunkSpec, choose_prefix, get_router, predict_items, prediction_names,
+    prediction_values, row_item, run_chunk,
+)
+from .errors import BatchInputError, DependencyError
+from .io import detect_format
+from .training.data import Columns
+
+REJECT_COLUMN = "reject_reason"
+
+
+def _require():
+    try:
+        import dask.dataframe as dd
+        import distributed  # noqa: F401
+    except ImportError:
+        raise DependencyError(
+            "lapor_nlp.distributed needs Dask: pip install 'lapor-nlp[distributed]'") from None
+    return dd
+
+
+# -- the chunk executor used by lapor_nlp.batch.classify_file(scheduler=/client=) -------------------
+def _remote_chunk(model_key: str | None, spec: ChunkSpec, index: int, rows: list[dict]):
+    return run_chunk(get_router(model_key), spec, index, rows)
+
+
+class _Result:
+    __slots__ = ("future",)
+
+    def __init__(self, future):
+        self.future = future
+
+    def get(self):
+        return self.future.result()
+
+
+class _DaskChunks:
+    """Send chunks to a Dask cluster; at most two per worker thread are in flight."""
+
+    def __init__(self, model_key: str | None, spec: ChunkSpec, *, scheduler: str | None = None, client=None):
+        _require()
+        from distributed import Client
+
+        self.own = client is None
+        try:
+            self.client = client if client is not None else Client(scheduler)
+        except OSError as exc:
+            raise BatchInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        threads = sum(self.client.nthreads().values())
+        self.jobs = max(threads, 1)
+        self.window = 2 * self.jobs
+        self.model_key = model_key
+        self.spec = spec
+        self.run = uuid.uuid4().hex[:8]
+        self.futures: list = []
+
+    def submit(self, index: int, rows: list[dict]):
+        fut = self.client.submit(_remote_chunk, self.model_key, self.spec, index, rows,
+                                 key=f"lapor-chunk-{self.run}-{index}", pure=False)
+        self.futures.append(fut)
+        if len(self.futures) > 4 * self.window:
+            self.futures = [f for f in self.futures if not f.done()]
+        return _Result(fut)
+
+    def close(self, ok: bool):
+        if not ok:
+            try:
+                self.client.cancel([f for f in self.futures if not f.done()])
+            except Exception:  # pragma: no cover - the cluster may be gone
+                pass
+        self.futures = []
+        if self.own:
+            self.client.close()
+
+
+def _loads() -> dict:
+    return dict(LOADS)
+
+
+def worker_model_loads(client) -> dict[str, dict[str, int]]:
+    """``{worker address: {model key: times loaded}}``: each should be 1 (a check for tests/ops)."""
+    return client.run(_loads)
+
+
+# -- lapor_nlp.distributed.classify ---------------------------------------------------------------
+def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: str):
+    """Add the prediction columns (and ``reject_reason``) to one pandas partition."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(pdf)
+    values: list[list[Any]] = [[None] * n for _ in range(len(PRED_DTYPES))]
+    reasons: list[str | None] = [None] * n
+    if n:
+        items, where = [], []
+        for i, row in enumerate(pdf.to_dict("records")):
+            item, reason = row_item(row, columns)
+            if reason:
+                reasons[i] = reason
+            else:
+                items.append(item)
+                where.append(i)
+        preds = predict_items(get_router(model_key), items)
+        for i, rec in zip(where, preds):
+            if isinstance(rec, str):
+                reasons[i] = rec
+                continue
+            for col, v in zip(values, prediction_values(rec)):
+                col[i] = v
+    out = pdf.copy()
+    for name, dtype, col in zip(prediction_names(prefix), PRED_DTYPES, values):
+        if dtype == "float64":
+            col = [np.nan if v is None else v for v in col]
+        out[name] = pd.Series(col, index=pdf.index, dtype=dtype)
+    out[REJECT_COLUMN] = pd.Series(reasons, index=pdf.index, dtype=object)
+    return out
+
+
+PRED_DTYPES = ("object", "float64", "object", "float64", "object", "boolean", "object", "object")
+
+
+def _as_dask(data, fmt: str | None, blocksize, chunk_size: int):
+    dd = _require()
+    import pandas as pd
+
+    if isinstance(data, dd.DataFrame):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return dd.from_pandas(data, npartitions=max(1, math.ceil(len(data) / chunk_size)))
+    if isinstance(data, (str, Path)):
+        path = str(data)
+        fmt = detect_format(path, fmt)
+        if fmt == "csv":
+            # blocksize=None (one partition per file) by default: complaint texts may hold quoted
+            # newlines, and splitting a CSV file at byte offsets would cut such a row in two.
+            return dd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                               blocksize=blocksize, encoding="utf-8", encoding_errors="surrogateescape")
+        if fmt == "jsonl":
+            return dd.read_json(path, lines=True, blocksize=blocksize, dtype=False)
+        return dd.read_parquet(path)
+    raise BatchInputError(
+        f"classify() takes a dask or pandas DataFrame or a path, not {type(data).__name__}")
+
+
+def classify(data, model: str | Path | None = None, *, text_col: str = "text",
+             columns: Columns | None = None, prefix: str | None = None, fmt: str | None = None,
+             blocksize=None, chunk_size: int = 5000):
+    """Classify a Dask DataFrame lazily: every input column is kept and the prediction columns
+    (``topic, topic_score, agency, agency_score, routed_to, needs_review, review_reasons,
+    model_version``, prefixed ``pred_`` when the input has such a column already) and
+    ``reject_reason`` are added. A row that cannot be classified (no text, undecodable bytes, a
+    field the complaint schema refuses) keeps null predictions and says why in ``reject_reason``;
+    the values of the other rows are exactly those :func:`lapor_nlp.batch.classify_file` writes.
+
+    data:
+        a ``dask.dataframe.DataFrame``, a pandas DataFrame (split into partitions of
+        ``chunk_size`` rows), or a path/glob of CSV (read as text, one partition per file unless
+        ``blocksize``), JSON Lines or Parquet files.
+    model:
+        a model directory readable at this path on every worker; None: the default model.
+    text_col / columns:
+        the text column, or a full :class:`lapor_nlp.training.Columns` mapping (title, location).
+
+    Nothing is computed until you call ``.compute()``, ``.to_parquet()``, ... on the result.
+    """
+    ddf = _as_dask(data, fmt, blocksize, chunk_size)
+    columns = columns or Columns(text=text_col, topic=None, agency=None)
+    cols = list(map(str, ddf.columns))
+    if columns.text not in cols:
+        raise BatchInputError(f"text column {columns.text!r} not found; the data has "
+                              f"{', '.join(map(repr, cols))}")
+    if REJECT_COLUMN in cols:
+        raise BatchInputError(f"the data already has a {REJECT_COLUMN!r} column")
+    prefix = choose_prefix(cols, prefix)
+    model_key = str(Path(model).resolve()) if model is not None else None
+    meta = _classify_partition(ddf._meta, model_key, columns, prefix)
+    return ddf.map_partitions(_classify_partition, model_key, columns, prefix, meta=meta)

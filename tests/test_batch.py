@@ -1,0 +1,346 @@
+"""Backlog classification (lapor_nlp.batch, `lapor-nlp classify`): every reject kind with its line
+number, the row-count identity, columns and order kept, jobs=2 == jobs=1, JSON Lines and Parquet,
+resume (refusing another input), and a run killed with SIGKILL then resumed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lapor_nlp.batch import PRED_COLUMNS, classify_file, output_paths
+from lapor_nlp.cli import main
+from lapor_nlp.errors import BatchInputError
+from lapor_nlp.resources import dataset_path
+from lapor_nlp.training import Columns
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def corpus_rows(n=None):
+    rows = []
+    for p in sorted(dataset_path("corpus").glob("*.jsonl")):
+        rows += [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return rows[:n] if n else rows
+
+
+HEADER = ["id", "text", "regency", "note"]
+
+
+def _csv_line(values) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue().encode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory):
+    """A CSV of corpus complaints with one row of each reject kind. Returns (path, expected rejects
+    {line: reason prefix}, ids of the good rows in order)."""
+    path = tmp_path_factory.mktemp("batch") / "backlog.csv"
+    good = corpus_rows()[::25]
+    lines = [_csv_line(HEADER)]
+    ids = []
+    for i, r in enumerate(good):
+        if i == 5:
+            lines.append(_csv_line(["E-1", "", "Kota Malang", "empty"]))
+        if i == 9:
+            lines.append(_csv_line(["E-2", "   \t ", "", "blank"]))
+        if i == 13:
+            lines.append(b"U-1,jalan rusak \xff\xfe parah di gg mawar,Kota Malang,latin-1\n")
+        if i == 17:
+            lines.append(b"M-1,too,many,fields,here\n")
+        if i == 21:  # a quoted text with a newline in it: one row over two physical lines
+            ids.append("NL-1")
+            lines.append(_csv_line(["NL-1", "lampu jalan mati\nsudah seminggu di jl kenanga", "", "multi-line"]))
+        ids.append(r["id"])
+        lines.append(_csv_line([r["id"], r["text"], r.get("regency", ""), f"n{i}"]))
+    path.write_bytes(b"".join(lines))
+    # the expected rejects by physical line number (the two-line row shifts those after it)
+    rejects = {}
+    for n, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if raw.startswith(b"E-"):
+            rejects[n] = "no text"
+        elif raw.startswith(b"U-"):
+            rejects[n] = "undecodable bytes"
+        elif raw.startswith(b"M-"):
+            rejects[n] = "malformed CSV"
+    return path, rejects, ids
+
+
+def read_csv(path):
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def reference(messy, model_dir, tmp_path_factory):
+    path, _, _ = messy
+    out = tmp_path_factory.mktemp("ref") / "routed.csv"
+    summary = classify_file(path, out, model_dir=model_dir, jobs=1, chunk_size=7, progress=False)
+    return out, summary
+
+
+def test_rejects_identity_columns_and_order(messy, reference):
+    path, expected, ids = messy
+    out, s = reference
+    rej_path, parts = output_paths(out, "csv")
+    assert not parts.exists()
+    assert s.rows_read == len(ids) + len(expected)
+    assert s.rows_written == len(ids) and s.rows_rejected == len(expected)
+    assert s.rows_read == s.rows_written + s.rows_rejected and s.balanced
+    assert s.rejected_by_reason == {"no text": 2, "undecodable bytes (not UTF-8)": 1, "malformed CSV": 1}
+    assert sum(s.agencies.values()) == s.rows_written
+    assert 0 <= s.needs_review <= s.rows_written
+
+    rows = read_csv(out)
+    header = list(rows[0])
+    assert header == HEADER + list(PRED_COLUMNS)  # input columns first, then predictions
+    assert [r["id"] for r in rows] == ids          # input order, rejected rows left out
+    assert rows[[r["id"] for r in rows].index("NL-1")]["text"] == "lampu jalan mati\nsudah seminggu di jl kenanga"
+    for r in rows:
+        assert r["agency"] and r["topic"] and r["routed_to"]
+        assert 0.0 <= float(r["agency_score"]) <= 1.0
+        assert r["needs_review"] in ("True", "False")
+        assert (r["needs_review"] == "True") == bool(r["review_reasons"])
+        assert r["model_version"] == s.model_version
+    assert sum(r["needs_review"] == "True" for r in rows) == s.needs_review
+
+    # the rejects file: line numbers, reasons and the raw row, undecodable bytes kept as they came
+    raw = rej_path.read_bytes()
+    assert b"\xff\xfe" in raw
+    with open(rej_path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        rej = list(csv.DictReader(fh))
+    assert list(rej[0]) == ["line", "reason"] + HEADER
+    assert {int(r["line"]): r["reason"] for r in rej}.keys() == expected.keys()
+    for r in rej:
+        assert r["reason"].startswith(expected[int(r["line"])])
+    assert [int(r["line"]) for r in rej] == sorted(expected)
+    by_id = {r["id"]: r for r in rej if r["id"]}
+    assert by_id["E-1"]["note"] == "empty" and by_id["E-2"]["note"] == "blank"
+
+
+def test_jobs2_equals_jobs1(messy, reference, model_dir, tmp_path):
+    path, _, _ = messy
+    ref_out, _ = reference
+    out = tmp_path / "routed.csv"
+    s = classify_file(path, out, model_dir=model_dir, jobs=2, chunk_size=5, progress=False)
+    assert s.jobs == 2
+    assert out.read_bytes() == ref_out.read_bytes()
+    assert output_paths(out, "csv")[0].read_bytes() == output_paths(ref_out, "csv")[0].read_bytes()
+
+
+def test_jsonl_and_parquet(model_dir, reference, messy, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    good = corpus_rows()[::40]
+    lines = []
+    for i, r in enumerate(good):
+        lines.append(json.dumps({"id": r["id"], "text": r["text"], "n": i, "loc": {"regency": r.get("regency")}},
+                                ensure_ascii=False).encode("utf-8") + b"\n")
+    lines.insert(3, b'{"id": "J-1", "text": ""}\n')
+    lines.insert(6, b'{"id": "J-2", "text": "broken json\n')
+    lines.insert(9, b'{"id": "J-3", "text": "jalan \xff rusak"}\n')
+    lines.insert(12, b'{"id": "J-4", "judul": "no text key"}\n')
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(lines))
+
+    out = tmp_path / "out.jsonl"
+    s = classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=4, progress=False)
+    assert (s.rows_read, s.rows_written, s.rows_rejected) == (len(good) + 4, len(good), 4)
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [g["id"] for g in got] == [r["id"] for r in good]
+    assert got[0]["n"] == 0 and isinstance(got[0]["loc"], dict)  # JSON values kept as they were
+    assert set(PRED_COLUMNS) <= set(got[0])
+    rej = [json.loads(x) for x in output_paths(out, "jsonl")[0].read_text(encoding="ascii").splitlines()]
+    assert [r["line"] for r in rej] == [4, 7, 10, 13]
+    assert [r["reason"].split(":")[0] for r in rej] == ["no text", "malformed JSON", "line is not valid UTF-8", "no text"]
+    assert rej[0]["row"]["id"] == "J-1" and rej[3]["row"]["judul"] == "no text key"
+
+    # JSON Lines in, Parquet out: the same predictions
+    outp = tmp_path / "out.parquet"
+    s2 = classify_file(src, outp, model_dir=model_dir, jobs=1, chunk_size=4, progress=False)
+    assert s2.rows_written == s.rows_written
+    t = pq.read_table(outp).to_pylist()
+    assert [r["id"] for r in t] == [g["id"] for g in got]
+    assert [r["agency_score"] for r in t] == [g["agency_score"] for g in got]
+    assert pq.read_schema(outp).field("needs_review").type == pa.bool_()
+
+    # Parquet in (typed columns kept), Parquet out, equal to the CSV run of the same rows
+    ref_out, _ = reference
+    ref = read_csv(ref_out)
+    pin = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": [r["id"] for r in ref], "text": [r["text"] for r in ref],
+                             "n": list(range(len(ref)))}), pin)
+    pout = tmp_path / "routed.parquet"
+    s3 = classify_file(pin, pout, model_dir=model_dir, jobs=1, chunk_size=6, progress=False)
+    assert s3.rows_written == len(ref) and s3.rows_rejected == 0
+    t = pq.read_table(pout)
+    assert t.schema.field("n").type == pa.int64()
+    rows = t.to_pylist()
+    assert [r["n"] for r in rows] == list(range(len(ref)))
+    for r, e in zip(rows, ref):
+        assert (r["topic"], r["agency"], r["routed_to"], r["review_reasons"]) == \
+               (e["topic"], e["agency"], e["routed_to"], e["review_reasons"])
+        assert repr(r["agency_score"]) == e["agency_score"]
+
+
+def test_prefix_when_input_has_prediction_names(model_dir, tmp_path):
+    src = tmp_path / "old.csv"
+    with open(src, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "topic", "agency"])
+        for r in corpus_rows()[:20]:
+            w.writerow([r["text"], r["topic"], r["agency"]])
+    out = tmp_path / "new.csv"
+    classify_file(src, out, model_dir=model_dir, jobs=1, progress=False)
+    rows = read_csv(out)
+    assert list(rows[0]) == ["text", "topic", "agency"] + ["pred_" + c for c in PRED_COLUMNS]
+    assert [r["agency"] for r in rows] == [r["agency"] for r in corpus_rows()[:20]]  # old labels kept
+
+
+def test_missing_text_column_is_an_error(model_dir, tmp_path):
+    src = tmp_path / "x.csv"
+    src.write_text("id,isi\n1,jalan rusak\n", encoding="utf-8")
+    with pytest.raises(BatchInputError, match="--text-col"):
+        classify_file(src, tmp_path / "y.csv", model_dir=model_dir, jobs=1, progress=False)
+    out = tmp_path / "z.csv"
+    s = classify_file(src, out, model_dir=model_dir, jobs=1, progress=False, columns=Columns(text="isi", topic=None, agency=None))
+    assert s.rows_written == 1
+
+
+def _interrupt_after(monkeypatch, n_chunks):
+    import lapor_nlp.batch as batch
+
+    real = batch.run_chunk
+    calls = {"n": 0}
+
+    def flaky(router, spec, index, rows):
+        if calls["n"] >= n_chunks:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(router, spec, index, rows)
+
+    monkeypatch.setattr(batch, "run_chunk", flaky)
+
+
+def test_resume_after_interrupt_and_refusals(messy, reference, model_dir, tmp_path, monkeypatch):
+    path, _, _ = messy
+    ref_out, ref_summary = reference
+    src = tmp_path / "in.csv"
+    src.write_bytes(path.read_bytes())
+    st = src.stat()
+    out = tmp_path / "routed.csv"
+    _interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=7, progress=False)
+    monkeypatch.undo()
+    parts = output_paths(out, "csv")[1]
+    assert len(list(parts.glob("part-*.meta.json"))) == 3
+    assert not out.exists()  # a partial OUTPUT never appears
+
+    with pytest.raises(BatchInputError, match="--resume"):
+        classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=7, progress=False)
+    with pytest.raises(BatchInputError, match="chunk_size"):
+        classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=8, resume=True, progress=False)
+    changed = tmp_path / "changed.csv"
+    changed.write_bytes(src.read_bytes().replace(b"n1\n", b"n9\n", 1))
+    os.replace(changed, src)
+    with pytest.raises(BatchInputError, match="different job.*input"):
+        classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=7, resume=True, progress=False)
+    src.write_bytes(path.read_bytes())  # the original content, but a new mtime: still refused
+    with pytest.raises(BatchInputError, match="mtime"):
+        classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=7, resume=True, progress=False)
+
+    # the original file with its identity restored: resumed (with other jobs), finished, equal
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    s = classify_file(src, out, model_dir=model_dir, jobs=2, chunk_size=7, resume=True, progress=False)
+    assert s.chunks_resumed == 3 and s.balanced
+    assert (s.rows_read, s.rows_written, s.rows_rejected) == \
+           (ref_summary.rows_read, ref_summary.rows_written, ref_summary.rows_rejected)
+    assert out.read_bytes() == ref_out.read_bytes()
+    assert output_paths(out, "csv")[0].read_bytes() == output_paths(ref_out, "csv")[0].read_bytes()
+    assert not parts.exists()
+
+
+def test_cli_exit_codes_and_summary(messy, reference, model_dir, tmp_path, capsys):
+    path, expected, ids = messy
+    out = tmp_path / "cli.csv"
+    rc = main(["classify", str(path), "-o", str(out), "--model", str(model_dir), "--jobs", "1",
+               "--chunk-size", "9"])
+    assert rc == 0
+    cap = capsys.readouterr()
+    summary = json.loads(cap.out.strip().splitlines()[-1])
+    assert summary["rows_read"] == summary["rows_written"] + summary["rows_rejected"] == len(ids) + len(expected)
+    assert "rows rejected" in cap.err and "per agency" in cap.err and "ok" in cap.err
+    assert out.read_bytes() == reference[0].read_bytes()
+    (tmp_path / "cli.csv.parts").mkdir()
+    assert main(["classify", str(path), "-o", str(out), "--model", str(model_dir), "--jobs", "1"]) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert main(["classify", str(path), "-o", str(out), "--jobs", "0"]) == 2
+
+
+def _big_csv(path: Path, n: int) -> None:
+    rows = corpus_rows()
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["id", "text", "regency"])
+        for i in range(n):
+            r = rows[i % len(rows)]
+            text = r["text"] if i % 997 else ""  # a few rejects too
+            w.writerow([f"K{i:06d}", text, r.get("regency", "")])
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted_run(model_dir, tmp_path):
+    src = tmp_path / "backlog.csv"
+    n = 20_000
+    _big_csv(src, n)
+    ref = tmp_path / "ref.csv"
+    ref_summary = classify_file(src, ref, model_dir=model_dir, jobs=1, chunk_size=400, progress=False)
+    assert ref_summary.rows_read == n and ref_summary.rows_rejected == len(range(0, n, 997))
+
+    out = tmp_path / "killed.csv"
+    parts = output_paths(out, "csv")[1]
+    cmd = [sys.executable, "-m", "lapor_nlp", "-q", "classify", str(src), "-o", str(out),
+           "--model", str(model_dir), "--chunk-size", "400"]
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(cmd + ["--jobs", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(parts.glob("part-*.meta.json"))) >= 5:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-500:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    finished = len(list(parts.glob("part-*.meta.json")))
+    assert 5 <= finished < n // 400
+    assert not out.exists()  # never a partial OUTPUT under its final name
+
+    # without --resume: refused; with it: finished, row for row equal to the uninterrupted run
+    r = subprocess.run(cmd + ["--jobs", "1"], env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and "--resume" in r.stderr
+    time.sleep(0.2)  # the killed run's workers die with it (PR_SET_PDEATHSIG)
+    r = subprocess.run(cmd + ["--jobs", "1", "--resume"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["chunks_resumed"] >= finished
+    assert (summary["rows_read"], summary["rows_written"], summary["rows_rejected"]) == \
+           (ref_summary.rows_read, ref_summary.rows_written, ref_summary.rows_rejected)
+    got, want = read_csv(out), read_csv(ref)
+    assert len(got) == len(want) == ref_summary.rows_written
+    for a, b in zip(got, want):
+        assert a == b
+    assert out.read_bytes() == ref.read_bytes()
+    assert output_paths(out, "csv")[0].read_bytes() == output_paths(ref, "csv")[0].read_bytes()
+    assert not parts.exists()

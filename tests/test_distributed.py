@@ -1,0 +1,129 @@
+"""Classification on Dask: a real LocalCluster with 2 worker processes gives exactly the
+single-machine results, and each worker process loads the model once."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import json
+
+import pytest
+
+pytest.importorskip("dask.dataframe")
+pytest.importorskip("distributed")
+
+from lapor_nlp.batch import PRED_COLUMNS, classify_file, output_paths  # noqa: E402
+from lapor_nlp.resources import dataset_path  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def corpus_rows():
+    rows = []
+    for p in sorted(dataset_path("corpus").glob("*.jsonl")):
+        rows += [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as lc, Client(lc) as client:
+        yield lc, client
+
+
+@pytest.fixture(scope="module")
+def backlog(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dist") / "backlog.csv"
+    rows = corpus_rows()[::6]
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "text", "regency"])
+        for i, r in enumerate(rows):
+            w.writerow([r["id"], "" if i in (7, 300) else r["text"], r.get("regency", "")])
+    return path
+
+
+@pytest.fixture(scope="module")
+def local(backlog, model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "routed.csv"
+    summary = classify_file(backlog, out, model_dir=model_dir, jobs=1, chunk_size=100, progress=False)
+    with open(out, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return out, summary, rows
+
+
+def _cell(v):
+    from lapor_nlp.batch import _cell as cell
+
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    return cell(bool(v) if type(v).__name__ == "bool_" else v)
+
+
+def test_dask_dataframe_equals_single_machine(cluster, backlog, local, model_dir):
+    from lapor_nlp.distributed import classify
+
+    _, summary, want = local
+    ddf = classify(str(backlog), model=model_dir, blocksize="40KB")
+    assert ddf.npartitions >= 2
+    got = ddf.compute()
+    assert list(got.columns) == ["id", "text", "regency", *PRED_COLUMNS, "reject_reason"]
+    rejected = got[got["reject_reason"].notna()]
+    assert list(rejected["reject_reason"]) == ["no text", "no text"]
+    assert rejected[list(PRED_COLUMNS)].isna().all().all()
+    ok = got[got["reject_reason"].isna()]
+    assert len(ok) == summary.rows_written == len(want)
+    assert list(ok["id"]) == [r["id"] for r in want]
+    for (_, g), w in zip(ok.iterrows(), want):
+        assert [_cell(g[c]) for c in PRED_COLUMNS] == [w[c] for c in PRED_COLUMNS]
+
+
+def test_pandas_input(cluster, local, model_dir):
+    import pandas as pd
+
+    from lapor_nlp.distributed import classify
+
+    _, _, want = local
+    pdf = pd.DataFrame({"id": [r["id"] for r in want[:50]], "text": [r["text"] for r in want[:50]],
+                        "regency": [r["regency"] for r in want[:50]]})
+    got = classify(pdf, model=model_dir, chunk_size=20).compute()
+    assert list(got["agency"]) == [r["agency"] for r in want[:50]]
+    assert [repr(x) for x in got["topic_score"]] == [r["topic_score"] for r in want[:50]]
+
+
+def test_classify_file_on_the_cluster_equals_local(cluster, backlog, local, model_dir, tmp_path):
+    _, client = cluster
+    ref_out, ref_summary, _ = local
+    out = tmp_path / "routed.csv"
+    s = classify_file(backlog, out, model_dir=model_dir, chunk_size=50, client=client, progress=False)
+    assert s.jobs == 2
+    assert (s.rows_read, s.rows_written, s.rows_rejected) == \
+           (ref_summary.rows_read, ref_summary.rows_written, ref_summary.rows_rejected)
+    assert out.read_bytes() == ref_out.read_bytes()
+    assert output_paths(out, "csv")[0].read_bytes() == output_paths(ref_out, "csv")[0].read_bytes()
+
+
+def test_cli_scheduler(cluster, backlog, local, model_dir, tmp_path, capsys):
+    from lapor_nlp.cli import main
+
+    lc, _ = cluster
+    ref_out, _, _ = local
+    out = tmp_path / "cli.csv"
+    rc = main(["-q", "classify", str(backlog), "-o", str(out), "--model", str(model_dir),
+               "--scheduler", lc.scheduler_address, "--chunk-size", "64"])
+    assert rc == 0, capsys.readouterr().err
+    assert out.read_bytes() == ref_out.read_bytes()
+
+
+def test_model_loaded_once_per_worker(cluster, backlog, model_dir):
+    from lapor_nlp.distributed import classify, worker_model_loads
+
+    lc, client = cluster
+    classify(str(backlog), model=model_dir, blocksize="20KB").compute()  # many tasks on each worker
+    loads = worker_model_loads(client)
+    assert len(loads) == 2
+    key = str(model_dir.resolve())
+    assert all(counts == {key: 1} for counts in loads.values()), loads
