@@ -190,6 +190,8 @@ class Gazetteer:
         """Places mentioned in lowercased words without punctuation (as the text pipeline's
         ``tokenize`` stage gives them), ambiguity resolved."""
         first = self.first_words
+        if first.isdisjoint(words):  # most complaints: no candidate at all, decided in C
+            return []
         index = self.index
         found: list[list[Place]] = []
         n = len(words)

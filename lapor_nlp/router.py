@@ -23,7 +23,7 @@ import numpy as np
 from .artifact import load_model
 from .errors import InputTypeError, InputValueError
 from .jurisdiction import LEVELS, Gazetteer, Place, most_specific
-from .schemas import Complaint, LabelScore, Prediction, Region, TaskPrediction
+from .schemas import Complaint, LabelScore, Prediction, Region, TaskPrediction, build
 
 _LEVEL_RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
 DEFAULT_MAX_CHARS = 20_000
@@ -168,7 +168,7 @@ class Router:
         th = self.thresholds if thresholds is None else self._merge_thresholds(thresholds)
         out: list[Prediction] = []
         for start in range(0, len(complaints), batch_size):
-            out += [Prediction.model_construct(**r) for r in
+            out += [build(Prediction, **r) for r in
                     self._route(complaints[start:start + batch_size], th, explain, as_models=True)]
         return out
 
@@ -207,7 +207,8 @@ class Router:
         dictionary = self._dictionary
         records = []
         for i, c in enumerate(complaints):
-            rec: dict[str, Any] = {"id": c.id, "truncated": truncated[i], "model": self.name,
+            rec: dict[str, Any] = {"id": c.id, "topic": None, "agency": None,
+                                   "truncated": truncated[i], "model": self.name,
                                    "model_version": self.version, "explanation": {}}
             reasons: list[str] = []
             for task, (head, P, top) in results.items():
@@ -218,10 +219,10 @@ class Router:
                 t = th[task].get(label, 1.01)
                 alts = [(str(labels[j]), float(P[i, j])) for j in top[i, 1:]]
                 if as_models:
-                    rec[task] = TaskPrediction.model_construct(
-                        label=label, score=score, threshold=t,
-                        name=self.label_names.get(task, {}).get(label),
-                        alternatives=[LabelScore.model_construct(label=lab, score=s) for lab, s in alts])
+                    rec[task] = build(
+                        TaskPrediction, label=label, score=score,
+                        name=self.label_names.get(task, {}).get(label), threshold=t,
+                        alternatives=[build(LabelScore, label=lab, score=s) for lab, s in alts])
                 else:
                     rec[task] = {"label": label, "score": score, "threshold": t}
                 if score < t and (task == "agency" or self.review_topic):
@@ -244,7 +245,7 @@ class Router:
             toks = docs[i]
             if len(toks) < self.min_tokens:
                 reasons.append("text_too_short")
-            elif len(words[i]) >= 5 and sum(1 for t in toks if t in dictionary) < self.min_known_share * len(toks):
+            elif len(words[i]) >= 5 and sum(map(dictionary.__contains__, toks)) < self.min_known_share * len(toks):
                 reasons.append("not_indonesian")
             if truncated[i]:
                 reasons.append("truncated")
@@ -283,7 +284,7 @@ class Router:
         p, source = found
         d = {"name": p.name, "level": p.level, "code": p.code, "province": p.province,
              "regency": p.regency, "source": source}
-        return Region.model_construct(**d) if as_models else d
+        return build(Region, **d) if as_models else d
 
     def _routed_to(self, agency: str, found: tuple[Place, str] | None) -> tuple[str, bool]:
         info = self.agency_types.get(agency)
@@ -312,16 +313,13 @@ class Router:
         for task, (head, P, top) in results.items():
             best = top[:, 0]
             contrib = X.data * head.coef_[best[rows], X.indices]
-            terms = []
-            for i in range(X.shape[0]):
-                s, e = X.indptr[i], X.indptr[i + 1]
-                if s == e:
-                    terms.append([])
-                    continue
-                c = contrib[s:e]
-                k = min(n_terms, e - s)
-                idx = np.argpartition(-c, k - 1)[:k]
-                idx = idx[np.argsort(-c[idx])]
-                terms.append([names[X.indices[s + j]] for j in idx if c[j] > 0])
+            # Sort once for the whole batch: by row, then by descending contribution; keep each
+            # row's first n_terms positive terms.
+            order = np.lexsort((-contrib, rows))
+            rank = np.arange(len(order)) - X.indptr[rows[order]]
+            keep = order[(rank < n_terms) & (contrib[order] > 0)]
+            terms: list[list[str]] = [[] for _ in range(X.shape[0])]
+            for r_, f in zip(rows[keep].tolist(), X.indices[keep].tolist()):
+                terms[r_].append(names[f])
             out[task] = terms
         return out

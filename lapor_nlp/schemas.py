@@ -97,6 +97,22 @@ class Prediction(BaseModel):
     model_version: str
 
 
+def build(cls: type[BaseModel], **values):
+    """An instance of ``cls`` from values the router computed itself, every field given.
+
+    ``model_construct`` skips validation but still walks the fields and their defaults: 18 us per
+    object, ten objects per prediction, more than the whole classification. The router's values
+    are already of the right types, so this fills the instance directly (what ``model_construct``
+    ends with). ``tests/test_router.py`` checks the result equals a validated model.
+    """
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 def json_schemas() -> dict:
     """JSON Schema of the request and response models, for clients in other languages."""
     return {"Complaint": Complaint.model_json_schema(), "Prediction": Prediction.model_json_schema()}

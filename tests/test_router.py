@@ -38,6 +38,8 @@ def test_prediction_fields_and_json_round_trip(router):
     assert p.explanation["agency"] and all(isinstance(t, str) for t in p.explanation["agency"])
     again = Prediction.model_validate_json(p.model_dump_json())
     assert again == Prediction.model_validate(p.model_dump())
+    # the router's fast construction equals a validated model, field for field
+    assert again.model_dump() == p.model_dump() and again == p
     schemas = json_schemas()
     assert schemas["Complaint"]["required"] == ["text"]
     assert "needs_review" in schemas["Prediction"]["properties"]
