@@ -47,6 +47,9 @@ class Router:
         the agency; a low topic score is still visible in ``topic.score``).
     top_k:
         alternatives listed per task (default 3).
+    home_region:
+        the regency/city a portal serves ("Kota Surabaya"): used when a complaint names no place,
+        so a regional portal's complaints route to its own offices (default: the model's, if any).
     """
 
     pipe_names = ("text", "features", "topic", "agency", "jurisdiction", "routing", "review")
@@ -55,7 +58,8 @@ class Router:
                  target_precision: float | None = None,
                  thresholds: float | Mapping[str, float] | None = None,
                  max_chars: int = DEFAULT_MAX_CHARS, min_tokens: int = 3,
-                 review_topic: bool = False, top_k: int = 3, min_known_share: float = 0.3):
+                 review_topic: bool = False, top_k: int = 3, min_known_share: float = 0.3,
+                 home_region: str | None = None):
         if max_chars < 1:
             raise InputValueError("max_chars must be at least 1")
         self.model = model
@@ -76,7 +80,7 @@ class Router:
             self.thresholds = self._merge_thresholds(thresholds)
         self.agency_types: dict = self.routing.get("agency_types", {})
         self.label_names: dict = self.routing.get("label_names", {})
-        self.home_regency = self.routing.get("home_region")
+        self.home_regency = home_region or self.routing.get("home_region")
         self.gazetteer = Gazetteer(
             {k: v for k, v in self.routing.get("places", {}).items() if k in ("district", "village")},
             self.routing.get("village_district"), self.home_regency,

@@ -177,3 +177,11 @@ def test_router_survives_fork(router):
     os.close(w)
     assert os.read(r, 1) == b"1"
     os.waitpid(pid, 0)
+
+
+def test_a_portal_region_fills_in_when_no_place_is_named(model_dir):
+    r = Router.load(model_dir, home_region="Kota Surabaya")
+    p = r.predict("lampu jalan mati di gang kami sudah dua minggu tolong diperbaiki")
+    assert p.routed_to == "Dinas Perhubungan Kota Surabaya"
+    assert p.jurisdiction.source == "model_default" and "place_not_found" not in p.review_reasons
+    assert r.predict(PJU).routed_to == "Dinas Perhubungan Kota Malang"  # a named place still wins
