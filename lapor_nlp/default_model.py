@@ -107,9 +107,10 @@ def ensure_default_model(quiet: bool = False) -> Path:
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
+        # The training log (and its note about optional plotting) is noise for someone who only
+        # asked for a prediction: the one-line messages around this are what they see.
         level = logging.getLogger("lapor_nlp").level
-        if quiet:
-            logging.getLogger("lapor_nlp").setLevel(logging.WARNING)
+        logging.getLogger("lapor_nlp").setLevel(logging.ERROR)
         try:
             build_default_model(tmp, quiet=True)
         finally:
