@@ -12,6 +12,7 @@ The fitted state is plain arrays and a word list, so it is saved without pickle.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,18 +37,10 @@ class TokenTfidf:
 
     # -- fitting ----------------------------------------------------------------------------------
     def fit(self, docs: Sequence[Sequence[str]]) -> "TokenTfidf":
-        vocab: dict[str, int] = {}
+        df: Counter = Counter()
         for doc in docs:
-            for t in doc:
-                if t not in vocab:
-                    vocab[t] = len(vocab)
-        ids, offsets = self._ids(docs, vocab)
-        uni_df = np.bincount(np.unique(_doc_of(offsets)[ids >= 0] * len(vocab) + ids[ids >= 0]) % max(len(vocab), 1),
-                             minlength=len(vocab)) if len(vocab) else np.zeros(0, int)
-        keep_uni = np.flatnonzero(uni_df >= self.min_df)
-        words = np.array(list(vocab), dtype=object)[keep_uni] if len(vocab) else np.array([], object)
-        order = np.argsort(words.astype(str), kind="stable") if len(words) else np.array([], int)
-        self.words_ = [str(w) for w in words[order]]
+            df.update(set(doc))
+        self.words_ = sorted(w for w, n in df.items() if n >= self.min_df)
         self.vocabulary_ = {w: i for i, w in enumerate(self.words_)}
         ids, offsets = self._ids(docs, self.vocabulary_)
         n_docs = len(docs)

@@ -25,7 +25,7 @@ from .errors import NotFittedError
 
 
 class LinearHead:
-    """One task: ``classes_``, ``coef_``, ``intercept_``, ``temperature_``, ``thresholds_``."""
+    """One task: ``classes_``, ``coef_``, ``intercept_``, ``platt_a_``/``platt_b_``, ``thresholds_``."""
 
     def __init__(self, C: float = 0.5, class_weight: str | None = "balanced", cv: int = 5,
                  target_precision: float = 0.95, random_state: int = 0):
@@ -56,7 +56,7 @@ class LinearHead:
         skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
         strat = np.where(counts[yi] >= folds, yi, -1)  # labels too rare to stratify share a bucket
         # A row whose label is missing from its fold's training part cannot be predicted there;
-        # it is left out of calibration (it would drag the temperature to infinity).
+        # it is left out of calibration (its -1e3 score would skew the sigmoid fits).
         valid = np.ones(len(yi), bool)
         for k, (tr, te) in enumerate(skf.split(np.zeros(len(yi)), strat)):
             oof[te] = self._decision(self._fit_svm(X[tr], yi[tr]), X[te])
