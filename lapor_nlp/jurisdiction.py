@@ -120,7 +120,7 @@ class Gazetteer:
         home = regency_by_name.get(home_regency) if home_regency else None
         for p in regions:
             if p.level != "district" or include_national_districts:
-                self._add(p)
+                self.places.append(p)
             self.by_name.setdefault((p.level, _norm(p.name)), []).append(p)
         vd = village_district or {}
         for level in ("district", "village"):
@@ -128,7 +128,7 @@ class Gazetteer:
                 p = Place(name, level, None, home.province if home else None,
                           home.name if home else home_regency,
                           vd.get(name) if level == "village" else None)
-                self._add(p)
+                self.places.append(p)
                 self.by_name.setdefault((level, _norm(name)), []).insert(0, p)
         self.index: dict[str, list[tuple[Place, bool]]] = {}
         words = _indonesian_words()
@@ -143,9 +143,6 @@ class Gazetteer:
             for p in self.by_name.get((level, _norm(canonical)), [])[:1]:
                 self.index[alias] = [(p, " " not in alias and alias in words)]
         self.first_words = frozenset(k.split()[0] for k in self.index)
-
-    def _add(self, p: Place) -> None:
-        self.places.append(p)
 
     # -- structured fields ------------------------------------------------------------------------
     def from_fields(self, location) -> Place | None:

@@ -98,11 +98,14 @@ def test_review_reasons(router):
 
 
 def test_topic_and_agency_disagreement_is_flagged(router):
-    # Force a pair never seen together in training.
-    rec = router._pair_share
-    topic = next(iter(rec))
-    unseen = [a for a in router.labels["agency"] if rec[topic].get(a, 0) < 0.02][0]
-    assert rec[topic].get(unseen, 0.0) < 0.02
+    p = router.predict(PJU)
+    assert "topic_agency_disagree" not in p.review_reasons  # a pair seen often in training
+    # The same model with training counts in which this topic never went to this agency.
+    routing = {**router.routing, "topic_agency_counts": {p.topic.label: {"dinas_pu": 50}}}
+    strict = Router(router.model, router.manifest, routing)
+    q = strict.predict(PJU)
+    assert (q.topic.label, q.agency.label) == (p.topic.label, p.agency.label)
+    assert "topic_agency_disagree" in q.review_reasons and q.needs_review
 
 
 def test_batch_equals_single_predictions(router):
