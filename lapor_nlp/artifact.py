@@ -18,11 +18,8 @@ an incompatible lapor-nlp format version. Models are loaded only from a path the
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,19 +29,12 @@ from ._version import __version__
 from .classifier import ComplaintClassifier
 from .errors import ModelIntegrityError, ModelNotFoundError, ModelVersionError
 from .features import TokenTfidf
+from .io import sha256_file
 from .model import LinearHead
 from .text import Preprocessor
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_json(path: Path, obj) -> None:
@@ -153,11 +143,3 @@ def load_model(model_dir: str | Path) -> tuple[ComplaintClassifier, dict]:
                     for task, meta in state["heads"].items()}
     return model, manifest
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

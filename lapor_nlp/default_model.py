@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from ._version import __version__
@@ -32,7 +33,9 @@ def corpus_files() -> list[Path]:
     return sorted((datasets_dir() / "corpus").glob("*.jsonl"))
 
 
+@lru_cache(maxsize=1)
 def fingerprint() -> str:
+    """Cache key of the default model (read once per process: every Router.load() asks)."""
     h = hashlib.sha256(__version__.encode())
     base = datasets_dir()
     for sub in ("corpus", "taxonomy", "lexicons", "gazetteer"):

@@ -35,6 +35,17 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
     raise BatchInputError(f"cannot tell the format of {path}; pass --format csv|jsonl|parquet")
 
 
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (data fingerprints, model file hashes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def undecodable(value: object) -> bool:
     """True when a string still holds bytes that were not valid UTF-8 (surrogate escapes)."""
     if not isinstance(value, str):

@@ -7,7 +7,6 @@ problem stops training with a clear message (``skip_bad=True`` goes on without t
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from ..agency import AgencySplitter
 from ..errors import DataValidationError
-from ..io import ERROR, LINE, iter_rows, undecodable
+from ..io import ERROR, LINE, iter_rows, sha256_file, undecodable
 
 
 @dataclass
@@ -50,6 +49,7 @@ class Example:
     agency: str | None = None          # the agency TYPE (see lapor_nlp.agency)
     agency_label: str | None = None    # the label as written ("Kelurahan Kertajaya")
     agency_place: str | None = None
+    agency_level: str | None = None    # level of agency_place ("village", "regency", ...)
     date: str | None = None
     id: str | None = None
     location: dict = field(default_factory=dict)
@@ -82,14 +82,6 @@ class DataReport:
         return d
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _value(row: dict, col: str | None) -> str | None:
     if not col:
         return None
@@ -117,7 +109,7 @@ def load_labelled(
     label column in use), a duplicate id. A label column absent from the file is an error."""
     columns = columns or Columns()
     splitter = splitter or AgencySplitter()
-    report = DataReport(source=str(path), sha256=file_sha256(path))
+    report = DataReport(source=str(path), sha256=sha256_file(path))
     examples: list[Example] = []
     seen_ids: set[str] = set()
     checked_header = False
@@ -164,7 +156,8 @@ def load_labelled(
                      date=fields["date"], id=rid, location={k: v for k, v in loc.items() if v})
         if fields["agency"]:
             name = splitter.split(fields["agency"])
-            ex.agency, ex.agency_label, ex.agency_place = name.type, name.label, name.place
+            ex.agency, ex.agency_label = name.type, name.label
+            ex.agency_place, ex.agency_level = name.place, name.level
         examples.append(ex)
     report.rows_rejected = len(report.problems)
     report.rows_used = len(examples)

@@ -65,18 +65,15 @@ def agency_places(examples: list[Example]) -> tuple[dict, dict]:
     """Which agency types are place-bound (``{type: {"serves": level, "template": ...}}``) and
     the places the data names (``{level: [names]}`` plus village -> district)."""
     levels: dict[str, Counter] = defaultdict(Counter)
-    from ..agency import AgencySplitter
-
-    splitter = AgencySplitter()
     places: dict[str, set] = defaultdict(set)
     village_district: dict[str, str] = {}
     for e in examples:
         if e.agency is None:
             continue
-        name = splitter.split(e.agency_label) if e.agency_label else None
-        levels[e.agency][name.level if name and name.place else None] += 1
-        if name and name.place and name.level:
-            places[name.level].add(name.place)
+        # The label was split into type, place and level when it was read (load_labelled).
+        levels[e.agency][e.agency_level] += 1
+        if e.agency_place and e.agency_level:
+            places[e.agency_level].add(e.agency_place)
         for lvl in ("province", "regency", "district", "village"):
             if e.location.get(lvl):
                 places[lvl].add(e.location[lvl].strip())
