@@ -1,14 +1,19 @@
 """HTTP service throughput and latency: single predictions against ``lapor-nlp serve`` on loopback.
 
 Starts the server in a subprocess on a free 127.0.0.1 port (``--workers 2`` by default), then for
-each client count (1, then 8) sends ``POST /v1/predict`` requests for ``--duration`` seconds from
-that many threads, each with its own keep-alive ``httpx.Client``, after a short warm-up. Texts are
+each client count (1, then 8) sends ``POST /v1/predict`` requests for ``--duration`` seconds over
+that many keep-alive connections, after a short warm-up. The load comes from ``wrk`` (a C load
+generator; Debian/Ubuntu: ``apt install wrk``) when it is on PATH, as is usual for measuring a
+server: a Python client costs more CPU per request than the server itself (httpx: ~1.5 ms), and on
+a 2-core machine client and server share the cores. ``--client httpx`` uses one thread and one
+``httpx.Client`` per connection instead (the fallback when wrk is missing). Texts are
 the Surabaya 2022 complaints (../shared/data, never printed) when present, else the bundled corpus.
 Prints requests, requests/s, p50 and p99 latency (client side, whole round trip) and errors; with
 ``--runs 3`` the median of each figure over three runs. The server is stopped with SIGTERM at the
 end (its exit status is reported: graceful shutdown).
 
     python bench/serve.py [--model DIR] [--duration 10] [--texts 2000] [--workers 2] [--runs 1]
+                          [--client auto|wrk|httpx]
 
 Targets: p50 <= 5 ms at 1 client; >= 1,000 requests/s at 8 clients (on a 2-core machine, with
 client and server sharing the cores).
@@ -20,6 +25,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -189,6 +195,49 @@ def scenario(base: str, bodies: list[bytes], clients: int, duration: float, warm
             "cli_cpu": cpu_client * per_req}
 
 
+_WRK_SCRIPT = """
+local bodies = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", "/v1/predict", {["content-type"] = "application/json"},
+                    bodies[(i %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %%d, "us": %%d, "p50": %%d, "p99": %%d, "errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def wrk_script(bodies: list[bytes], path: str) -> None:
+    """A wrk Lua script cycling through the request bodies (JSON, ASCII-only: ensure_ascii)."""
+    quoted = ",".join('"' + b.decode("ascii").replace("\\", "\\\\").replace('"', '\\"') + '"'
+                      for b in bodies)
+    Path(path).write_text(_WRK_SCRIPT % quoted, encoding="ascii")
+
+
+def wrk_scenario(base: str, script: str, clients: int, duration: float, warmup: float,
+                 server_pid: int | None = None) -> dict:
+    """One scenario with wrk: ``clients`` connections, one request in flight on each."""
+    def run(seconds: float) -> dict:
+        cmd = ["wrk", "-t", "1", "-c", str(clients), "-d", f"{max(seconds, 1):.0f}s", "--timeout", "10s",
+               "-s", script, base + "/v1/predict"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    run(warmup)
+    cpu0 = cpu_seconds(server_pid) if server_pid else None
+    r = run(duration)
+    cpu1 = cpu_seconds(server_pid) if server_pid else None
+    n = r["requests"]
+    srv = (cpu1 - cpu0) * 1000.0 / max(n, 1) if cpu0 is not None and cpu1 is not None else float("nan")
+    return {"clients": clients, "requests": n, "rps": n / (r["us"] / 1e6), "p50": r["p50"] / 1000.0,
+            "p99": r["p99"] / 1000.0, "errors": r["errors"], "srv_cpu": srv, "cli_cpu": float("nan")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, metavar="DIR",
@@ -205,7 +254,13 @@ def main() -> int:
                     help="do not send every text once to every worker first (cold word caches)")
     ap.add_argument("--http", default="auto", help="server HTTP parser: auto, h11, httptools")
     ap.add_argument("--loop", default="auto", help="server event loop: auto, asyncio, uvloop")
+    ap.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
+                    help="load generator (default auto: wrk when on PATH, else httpx threads)")
     args = ap.parse_args()
+    if args.client == "auto":
+        args.client = "wrk" if shutil.which("wrk") else "httpx"
+    if args.client == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("bench: wrk is not on PATH (apt install wrk), or use --client httpx")
 
     if args.model is None:
         from lapor_nlp.default_model import ensure_default_model
@@ -214,11 +269,11 @@ def main() -> int:
     texts, source = load_texts(args.texts)
     if not texts:
         raise SystemExit("bench: no texts found")
-    bodies = [json.dumps({"text": t}, ensure_ascii=False).encode("utf-8") for t in texts]
+    bodies = [json.dumps({"text": t}).encode("ascii") for t in texts]
     counts = [int(x) for x in args.clients.split(",") if x.strip()]
     print(f"texts: {len(texts)} from {source}; server: {args.workers} worker(s) on 127.0.0.1; "
           f"{args.duration:g} s per scenario; {args.runs} run(s); {os.cpu_count()} CPUs; "
-          f"--http {args.http} --loop {args.loop}",
+          f"--http {args.http} --loop {args.loop}; client: {args.client}",
           file=sys.stderr)
 
     port = free_port()
@@ -227,6 +282,11 @@ def main() -> int:
     os.close(log_fd)
     proc, log = start_server(args.model, port, args.workers, args.log_level, log_path,
                              ["--http", args.http, "--loop", args.loop])
+    script = None
+    if args.client == "wrk":
+        script_fd, script = tempfile.mkstemp(prefix="lapor-serve-bench-", suffix=".lua")
+        os.close(script_fd)
+        wrk_script(bodies, script)
     runs: dict[int, list[dict]] = {c: [] for c in counts}
     try:
         wait_ready(base, proc, args.workers)
@@ -235,7 +295,10 @@ def main() -> int:
             print(f"primed the word caches of every worker in {took:.1f} s", file=sys.stderr)
         for run in range(args.runs):
             for c in counts:
-                r = scenario(base, bodies, c, args.duration, args.warmup, proc.pid)
+                if script:
+                    r = wrk_scenario(base, script, c, args.duration, args.warmup, proc.pid)
+                else:
+                    r = scenario(base, bodies, c, args.duration, args.warmup, proc.pid)
                 runs[c].append(r)
                 print(f"run {run + 1}: {c} client(s): {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, "
                       f"p99 {r['p99']:.2f} ms, {r['errors']} errors", file=sys.stderr)
@@ -248,6 +311,8 @@ def main() -> int:
             rc = proc.wait()
         log.close()
         os.unlink(log_path)
+        if script:
+            os.unlink(script)
 
     print()
     print(f"{'clients':>7} {'requests':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "

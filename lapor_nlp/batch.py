@@ -245,6 +245,7 @@ class ChunkSpec:
     in_fmt: str = "csv"
     arrow_schema: Any = None        # the input's pyarrow schema (Parquet in -> Parquet out)
     parts_dir: str | None = None    # set: the worker writes the part files itself
+    router_options: dict = field(default_factory=dict)  # Router.load options (home_region)
 
 
 def _cell(v) -> str:
@@ -447,9 +448,10 @@ _ROUTER_LOCK = threading.Lock()
 LOADS: collections.Counter = collections.Counter()  # model loads in this process, by model key
 
 
-def get_router(model_dir: str | None):
-    """The Router for ``model_dir`` (None: the default model), loaded once per process."""
-    key = str(model_dir) if model_dir is not None else ""
+def get_router(model_dir: str | None, options: dict | None = None):
+    """The Router for ``model_dir`` (None: the default model) with ``Router.load`` options
+    (``home_region``), loaded once per process."""
+    key = (str(model_dir) if model_dir is not None else "", tuple(sorted((options or {}).items())))
     router = _ROUTERS.get(key)
     if router is None:
         with _ROUTER_LOCK:
@@ -462,9 +464,9 @@ def get_router(model_dir: str | None):
                     from .default_model import ensure_default_model
 
                     path = ensure_default_model(quiet=True)
-                router = Router.load(path)
+                router = Router.load(path, **(options or {}))
                 _ROUTERS[key] = router
-                LOADS[key] += 1
+                LOADS[key[0]] += 1
     return router
 
 
@@ -485,7 +487,7 @@ class _InProcess:
     window = 1
 
     def __init__(self, model_dir: str | None, spec: ChunkSpec):
-        self.router = get_router(model_dir)
+        self.router = get_router(model_dir, spec.router_options)
         self.spec = spec
 
     def submit(self, index, rows):
@@ -519,7 +521,7 @@ def _init_worker(model_dir, spec, parent_pid) -> None:
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
     try:
-        _WORKER["router"] = get_router(model_dir)
+        _WORKER["router"] = get_router(model_dir, spec.router_options)
     except BaseException as exc:  # reported by the first task, not a silently broken pool
         _WORKER["error"] = exc
     _WORKER["spec"] = spec
@@ -683,6 +685,7 @@ def classify_file(
     scheduler: str | None = None,
     client=None,
     log=None,
+    home_region: str | None = None,
 ) -> Summary:
     """Classify every row of ``input`` into ``output`` (see the module docstring).
 
@@ -707,6 +710,9 @@ def classify_file(
         already has a column named like one of them.
     progress:
         a progress bar on stderr (only when stderr is a terminal).
+    home_region:
+        the regency/city the backlog's portal serves ("Kota Surabaya"), for complaints that name
+        no place (:class:`~lapor_nlp.router.Router`); default: the model's.
     scheduler, client:
         run the chunks on a Dask cluster (an address like ``tcp://host:8786``, or a
         ``distributed.Client``) instead of local processes; ``model_dir`` must then be readable by
@@ -765,13 +771,18 @@ def classify_file(
         verify(model_key)  # a missing or damaged model fails here, not in every worker
     model_version = _model_version(model_key) if model_key else None
 
+    router_options = {"home_region": home_region} if home_region else {}
+    if router_options and not dask_mode:
+        get_router(model_key, router_options)  # an unknown region fails here, not in every worker
     spec = ChunkSpec(columns=columns, out_fmt=out_fmt, rej_fmt=rej_fmt, prefix=prefix,
-                     input_columns=input_columns, in_fmt=in_fmt, arrow_schema=arrow_schema)
+                     input_columns=input_columns, in_fmt=in_fmt, arrow_schema=arrow_schema,
+                     router_options=router_options)
     manifest = {
         "version": MANIFEST_VERSION,
         "input": input_identity(in_path),
         "options": {"chunk_size": chunk_size, "columns": asdict(columns), "in_fmt": in_fmt,
-                    "out_fmt": out_fmt, "prefix": prefix, "model_version": model_version},
+                    "out_fmt": out_fmt, "prefix": prefix, "model_version": model_version,
+                    "router_options": router_options},
     }
 
     # The work directory: new, or resumed after checking it is the same job.

@@ -31,20 +31,22 @@ classification is pure Python and holds the GIL, so threads add nothing but memo
 
 from __future__ import annotations
 
+import glob
 import math
 import uuid
 from pathlib import Path
 from typing import Any
 
 from .batch import (
-    LOADS, ChunkSpec, choose_prefix, get_router, predict_items, prediction_names,
+    LOADS, UNDECODABLE, ChunkSpec, choose_prefix, get_router, predict_items, prediction_names,
     prediction_values, row_item, run_chunk,
 )
 from .errors import BatchInputError, DependencyError
-from .io import detect_format
+from .io import ERROR, LINE, detect_format, iter_rows, undecodable
 from .training.data import Columns
 
 REJECT_COLUMN = "reject_reason"
+_READ_ERROR = "__read_error__"  # set by _read_csv_file on a line it could not parse; never output
 
 
 def _require():
@@ -59,7 +61,7 @@ def _require():
 
 # -- the chunk executor used by lapor_nlp.batch.classify_file(scheduler=/client=) -------------------
 def _remote_chunk(model_key: str | None, spec: ChunkSpec, index: int, rows: list[dict]):
-    return run_chunk(get_router(model_key), spec, index, rows)
+    return run_chunk(get_router(model_key, spec.router_options), spec, index, rows)
 
 
 class _Result:
@@ -121,7 +123,8 @@ def worker_model_loads(client) -> dict[str, dict[str, int]]:
 
 
 # -- lapor_nlp.distributed.classify ---------------------------------------------------------------
-def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: str):
+def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: str,
+                        router_options: dict | None = None):
     """Add the prediction columns (and ``reject_reason``) to one pandas partition."""
     import numpy as np
     import pandas as pd
@@ -132,20 +135,23 @@ def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: st
     if n:
         items, where = [], []
         for i, row in enumerate(pdf.to_dict("records")):
+            if row.get(_READ_ERROR):
+                reasons[i] = row[_READ_ERROR]
+                continue
             item, reason = row_item(row, columns)
             if reason:
                 reasons[i] = reason
             else:
                 items.append(item)
                 where.append(i)
-        preds = predict_items(get_router(model_key), items)
+        preds = predict_items(get_router(model_key, router_options), items)
         for i, rec in zip(where, preds):
             if isinstance(rec, str):
                 reasons[i] = rec
                 continue
             for col, v in zip(values, prediction_values(rec)):
                 col[i] = v
-    out = pdf.copy()
+    out = pdf.drop(columns=[_READ_ERROR]) if _READ_ERROR in pdf.columns else pdf.copy()
     for name, dtype, col in zip(prediction_names(prefix), PRED_DTYPES, values):
         if dtype == "float64":
             col = [np.nan if v is None else v for v in col]
@@ -155,6 +161,37 @@ def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: st
 
 
 PRED_DTYPES = ("object", "float64", "object", "float64", "object", "boolean", "object", "object")
+
+
+def _csv_header_line(path: str) -> list[str]:
+    import csv
+
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        return [h.lstrip("\ufeff").strip() for h in next(csv.reader(fh), [])]
+
+
+def _read_csv_file(path: str, header: list[str]):
+    """One CSV file as a pandas partition (all columns str); a line that cannot be parsed gives a
+    row of empty fields whose ``_READ_ERROR`` says which line and why."""
+    import pandas as pd
+
+    if _csv_header_line(path) != header:
+        raise BatchInputError(f"{path}: its header differs from the first file's ({', '.join(header)})")
+    records = []
+    for row in iter_rows(path, "csv"):
+        line = row.pop(LINE)
+        err = row.pop(ERROR, None)
+        if err is not None:
+            row = dict.fromkeys(header, "")
+            row[_READ_ERROR] = f"line {line}: {err}"
+        elif any(map(undecodable, row.values())):
+            # Arrow-backed strings cannot hold the escaped bytes: blank those fields, say why.
+            row = {k: "" if undecodable(v) else v for k, v in row.items()}
+            row[_READ_ERROR] = f"line {line}: {UNDECODABLE}"
+        else:
+            row[_READ_ERROR] = None
+        records.append(row)
+    return pd.DataFrame(records, columns=[*header, _READ_ERROR], dtype=object)
 
 
 def _as_dask(data, fmt: str | None, blocksize, chunk_size: int):
@@ -168,9 +205,17 @@ def _as_dask(data, fmt: str | None, blocksize, chunk_size: int):
     if isinstance(data, (str, Path)):
         path = str(data)
         fmt = detect_format(path, fmt)
+        if fmt == "csv" and blocksize is None:
+            # One partition per file, read by the same reader as classify_file: a malformed line
+            # stays a row (empty fields, its reason in reject_reason) instead of failing the job.
+            # Not split at byte offsets: complaint texts may hold quoted newlines.
+            files = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+            if not files:
+                raise BatchInputError(f"no file matches {path}")
+            header = _csv_header_line(files[0])
+            meta = pd.DataFrame({c: pd.Series(dtype=object) for c in [*header, _READ_ERROR]})
+            return dd.from_map(_read_csv_file, files, header=header, meta=meta)
         if fmt == "csv":
-            # blocksize=None (one partition per file) by default: complaint texts may hold quoted
-            # newlines, and splitting a CSV file at byte offsets would cut such a row in two.
             return dd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
                                blocksize=blocksize, encoding="utf-8", encoding_errors="surrogateescape")
         if fmt == "jsonl":
@@ -182,22 +227,26 @@ def _as_dask(data, fmt: str | None, blocksize, chunk_size: int):
 
 def classify(data, model: str | Path | None = None, *, text_col: str = "text",
              columns: Columns | None = None, prefix: str | None = None, fmt: str | None = None,
-             blocksize=None, chunk_size: int = 5000):
+             blocksize=None, chunk_size: int = 5000, home_region: str | None = None):
     """Classify a Dask DataFrame lazily: every input column is kept and the prediction columns
     (``topic, topic_score, agency, agency_score, routed_to, needs_review, review_reasons,
     model_version``, prefixed ``pred_`` when the input has such a column already) and
     ``reject_reason`` are added. A row that cannot be classified (no text, undecodable bytes, a
-    field the complaint schema refuses) keeps null predictions and says why in ``reject_reason``;
+    field the complaint schema refuses, a CSV line that cannot be parsed, which keeps its place as
+    a row of empty fields) keeps null predictions and says why in ``reject_reason``;
     the values of the other rows are exactly those :func:`lapor_nlp.batch.classify_file` writes.
 
     data:
         a ``dask.dataframe.DataFrame``, a pandas DataFrame (split into partitions of
-        ``chunk_size`` rows), or a path/glob of CSV (read as text, one partition per file unless
-        ``blocksize``), JSON Lines or Parquet files.
+        ``chunk_size`` rows), or a path/glob of CSV (read as text, one partition per file by the
+        same reader as ``classify_file``; with ``blocksize``, split by pandas, which raises on a
+        malformed line), JSON Lines or Parquet files.
     model:
         a model directory readable at this path on every worker; None: the default model.
     text_col / columns:
         the text column, or a full :class:`lapor_nlp.training.Columns` mapping (title, location).
+    home_region:
+        the regency/city the portal serves, for complaints that name no place (see ``Router``).
 
     Nothing is computed until you call ``.compute()``, ``.to_parquet()``, ... on the result.
     """
@@ -211,5 +260,6 @@ def classify(data, model: str | Path | None = None, *, text_col: str = "text",
         raise BatchInputError(f"the data already has a {REJECT_COLUMN!r} column")
     prefix = choose_prefix(cols, prefix)
     model_key = str(Path(model).resolve()) if model is not None else None
-    meta = _classify_partition(ddf._meta, model_key, columns, prefix)
-    return ddf.map_partitions(_classify_partition, model_key, columns, prefix, meta=meta)
+    options = {"home_region": home_region} if home_region else {}
+    meta = _classify_partition(ddf._meta, model_key, columns, prefix, options)
+    return ddf.map_partitions(_classify_partition, model_key, columns, prefix, options, meta=meta)

@@ -27,6 +27,7 @@ import gzip
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress
 
 from .errors import DependencyError
 from .resources import dataset_path
@@ -192,10 +193,10 @@ class Gazetteer:
         index = self.index
         found: list[list[Place]] = []
         n = len(words)
-        i = 0
-        while i < n:
-            if words[i] not in first:
-                i += 1
+        nxt = 0  # words before this index are part of a name already found
+        # Only the positions of candidate first words are visited (found in C, not word by word).
+        for i in compress(range(n), map(first.__contains__, words)):
+            if i < nxt:
                 continue
             for k in range(min(_MAX_WORDS, n - i), 0, -1):
                 hits = index.get(" ".join(words[i:i + k]) if k > 1 else words[i])
@@ -205,9 +206,8 @@ class Gazetteer:
                 cands = [p for p, needs_cue in hits if cue or not needs_cue]
                 if cands:
                     found.append(list(dict.fromkeys(cands)))
-                    i += k - 1
+                    nxt = i + k
                 break
-            i += 1
         return _disambiguate(found)
 
     def find_in_text(self, text: str) -> list[Place]:

@@ -19,14 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from .artifact import load_model
 from .errors import InputTypeError, InputValueError
 from .jurisdiction import LEVELS, Gazetteer, Place, most_specific
-from .schemas import Complaint, LabelScore, Prediction, Region, TaskPrediction, build
+from .schemas import Complaint, Prediction
 
 _LEVEL_RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
 DEFAULT_MAX_CHARS = 20_000
+# One pydantic-core call validates a whole batch of records into Prediction objects: faster than
+# building ten objects per prediction in Python, and every value is checked on the way.
+_PREDICTIONS = TypeAdapter(list[Prediction])
 
 
 class Router:
@@ -78,6 +82,7 @@ class Router:
                            for task, head in model.heads_.items()}
         if thresholds is not None:
             self.thresholds = self._merge_thresholds(thresholds)
+        self._labels = {task: [str(c) for c in head.classes_] for task, head in model.heads_.items()}
         self.agency_types: dict = self.routing.get("agency_types", {})
         self.label_names: dict = self.routing.get("label_names", {})
         self.home_regency = home_region or self.routing.get("home_region")
@@ -86,6 +91,10 @@ class Router:
             self.routing.get("village_district"), self.home_regency,
         )
         self._home_place = self.gazetteer._lookup("regency", self.home_regency) if self.home_regency else None
+        if self.home_regency and self._home_place is None:
+            raise InputValueError(
+                f"home_region {self.home_regency!r} is not a regency or city of the gazetteer; "
+                "give its full name, e.g. 'Kota Surabaya' or 'Kabupaten Sleman'")
         pairs = self.routing.get("topic_agency_counts", {})
         self._pair_share = {t: {a: n / max(sum(c.values()), 1) for a, n in c.items()}
                             for t, c in pairs.items()}
@@ -125,7 +134,7 @@ class Router:
 
     @property
     def labels(self) -> dict[str, list[str]]:
-        return {task: list(map(str, h.classes_)) for task, h in self.model.heads_.items()}
+        return {task: list(labels) for task, labels in self._labels.items()}
 
     # -- input ------------------------------------------------------------------------------------
     @staticmethod
@@ -160,101 +169,108 @@ class Router:
                       explain: bool = True, batch_size: int = 4096) -> list[Prediction]:
         """Route many complaints (vectorised). Every item is checked first: one bad item raises a
         typed error naming its index, and no partial result is returned."""
+        return _PREDICTIONS.validate_python(
+            self.predict_records(items, thresholds=thresholds, explain=explain, batch_size=batch_size))
+
+    def predict_records(self, items: Iterable[str | Complaint | Mapping], *, thresholds=None,
+                        explain: bool = False, batch_size: int = 4096) -> list[dict]:
+        """Like :meth:`predict_batch` but returns plain dicts, each what ``Prediction.model_dump()``
+        gives (for batch jobs and services that write JSON or CSV themselves). No explanation
+        unless asked for: it is the one part a file of results rarely needs."""
         if isinstance(items, (str, bytes, Complaint, Mapping)):
             raise InputTypeError("predict_batch() takes an iterable of complaints, not one complaint; "
                                  "use predict() for a single complaint")
         complaints = []
         for i, item in enumerate(items):
             try:
-                complaints.append(self._as_complaint(item))
+                complaints.append(item if type(item) is str else self._as_complaint(item))
             except (InputTypeError, InputValueError) as exc:
                 raise type(exc)(f"item {i}: {exc.message}") from None
         th = self.thresholds if thresholds is None else self._merge_thresholds(thresholds)
-        out: list[Prediction] = []
+        out: list[dict] = []
         for start in range(0, len(complaints), batch_size):
-            out += [build(Prediction, **r) for r in
-                    self._route(complaints[start:start + batch_size], th, explain, as_models=True)]
+            out += self._route(complaints[start:start + batch_size], th, explain)
         return out
 
-    def predict_records(self, items: list, *, explain: bool = False) -> list[dict]:
-        """Like :meth:`predict_batch` but returns plain dicts (for batch jobs writing files)."""
-        return self._route([self._as_complaint(x) for x in items], self.thresholds, explain,
-                           as_models=False)
-
-    def _route(self, complaints: list[Complaint], th: dict, explain: bool, as_models: bool) -> list[dict]:
+    def _route(self, complaints: list[str | Complaint], th: dict, explain: bool) -> list[dict]:
+        """The whole flow for one batch, as plain dicts. Per-row Python work is kept to building
+        the output: scores, thresholds and the review tests are numpy operations over the batch."""
         if not complaints:
             return []
         pre = self.model.preprocessor_
-        texts, truncated, docs, words = [], [], [], []
-        for c in complaints:
-            if not isinstance(c.text, str):
-                raise InputTypeError(f"complaint text must be str, got {type(c.text).__name__}")
-            text = c.full_text()
-            cut = len(text) > self.max_chars
-            if cut:
-                text = text[: self.max_chars]
-            toks, ws = pre.analyze(text)
-            texts.append(text)
-            truncated.append(cut)
+        max_chars = self.max_chars
+        n = len(complaints)
+        truncated = [False] * n
+        docs, words = [], []
+        for i, c in enumerate(complaints):
+            if type(c) is not str:
+                if not isinstance(c.text, str):
+                    raise InputTypeError(f"complaint text must be str, got {type(c.text).__name__}")
+                c = c.full_text()
+            if len(c) > max_chars:
+                c = c[:max_chars]
+                truncated[i] = True
+            toks, ws = pre.analyze(c)
             docs.append(toks)
             words.append(ws)
         X = self.model.features_.transform(docs)
-        results: dict[str, tuple] = {}
+        rows = np.arange(n)
+        tasks = []
         for task, head in self.model.heads_.items():
             P = head.predict_proba(X)
             k = min(self.top_k + 1, P.shape[1])
             top = np.argpartition(-P, k - 1, axis=1)[:, :k]
             order = np.take_along_axis(P, top, 1).argsort(1)[:, ::-1]
             top = np.take_along_axis(top, order, 1)
-            results[task] = (head, P, top)
-        contrib_terms = self._explain(X, results) if explain else None
+            labels = self._labels[task]
+            best = top[:, 0]
+            score = P[rows, best]
+            t_of = np.array([th[task].get(lab, 1.01) for lab in labels])[best]
+            low = (score < t_of) if (task == "agency" or self.review_topic) else np.zeros(n, bool)
+            names = self.label_names.get(task, {})
+            tasks.append((task, head, P, top, labels, best.tolist(), score.tolist(), t_of.tolist(),
+                          low.tolist(), names, np.take_along_axis(P, top[:, 1:], 1).tolist(),
+                          top[:, 1:].tolist()))
+        explanation = self._explain(X, tasks) if explain else None
+        short = np.fromiter(map(len, docs), np.int64, n) < self.min_tokens
         dictionary = self._dictionary
         records = []
         for i, c in enumerate(complaints):
-            rec: dict[str, Any] = {"id": c.id, "topic": None, "agency": None,
-                                   "truncated": truncated[i], "model": self.name,
-                                   "model_version": self.version, "explanation": {}}
             reasons: list[str] = []
-            for task, (head, P, top) in results.items():
-                labels = head.classes_
-                best = top[i, 0]
-                label = str(labels[best])
-                score = float(P[i, best])
-                t = th[task].get(label, 1.01)
-                alts = [(str(labels[j]), float(P[i, j])) for j in top[i, 1:]]
-                if as_models:
-                    rec[task] = build(
-                        TaskPrediction, label=label, score=score,
-                        name=self.label_names.get(task, {}).get(label), threshold=t,
-                        alternatives=[build(LabelScore, label=lab, score=s) for lab, s in alts])
-                else:
-                    rec[task] = {"label": label, "score": score, "threshold": t}
-                if score < t and (task == "agency" or self.review_topic):
-                    reasons.append(f"low_confidence_{task}")
-                if contrib_terms is not None:
-                    rec["explanation"][task] = contrib_terms[task][i]
-            topic = rec.get("topic")
-            agency = rec.get("agency")
-            topic_label = (topic.label if as_models else topic["label"]) if topic else None
-            agency_label = (agency.label if as_models else agency["label"]) if agency else None
-            if topic_label and agency_label and topic_label in self._pair_share:
-                if self._pair_share[topic_label].get(agency_label, 0.0) < 0.02:
+            rec: dict[str, Any] = {"id": None if type(c) is str else c.id, "topic": None, "agency": None}
+            for task, head, P, top, labels, best, score, t_of, low, names, alt_p, alt_j in tasks:
+                label = labels[best[i]]
+                rec[task] = {"label": label, "score": score[i], "name": names.get(label),
+                             "threshold": t_of[i],
+                             "alternatives": [{"label": labels[j], "score": s}
+                                              for j, s in zip(alt_j[i], alt_p[i])]}
+                if low[i]:
+                    reasons.append("low_confidence_" + task)
+            topic, agency = rec["topic"], rec["agency"]
+            agency_label = agency["label"] if agency else None
+            if topic and agency and topic["label"] in self._pair_share:
+                if self._pair_share[topic["label"]].get(agency_label, 0.0) < 0.02:
                     reasons.append("topic_agency_disagree")
             place = self._jurisdiction(c, words[i])
-            rec["jurisdiction"] = self._region(place, as_models) if place else None
+            rec["jurisdiction"] = self._region(place) if place else None
             routed, place_missing = self._routed_to(agency_label, place) if agency_label else (None, False)
             rec["routed_to"] = routed
             if place_missing:
                 reasons.append("place_not_found")
-            toks = docs[i]
-            if len(toks) < self.min_tokens:
+            if short[i]:
                 reasons.append("text_too_short")
-            elif len(words[i]) >= 5 and sum(map(dictionary.__contains__, toks)) < self.min_known_share * len(toks):
-                reasons.append("not_indonesian")
+            else:
+                toks = docs[i]
+                if len(words[i]) >= 5 and sum(map(dictionary.__contains__, toks)) < self.min_known_share * len(toks):
+                    reasons.append("not_indonesian")
             if truncated[i]:
                 reasons.append("truncated")
-            rec["review_reasons"] = reasons
             rec["needs_review"] = bool(reasons)
+            rec["review_reasons"] = reasons
+            rec["explanation"] = {task: explanation[task][i] for task in explanation} if explanation else {}
+            rec["truncated"] = truncated[i]
+            rec["model"] = self.name
+            rec["model_version"] = self.version
             records.append(rec)
         return records
 
@@ -266,8 +282,8 @@ class Router:
                                        subdistrict=subdistrict, address=None)
         return self.gazetteer.from_fields(loc)
 
-    def _jurisdiction(self, c: Complaint, words: list[str]) -> tuple[Place, str] | None:
-        loc = c.location
+    def _jurisdiction(self, c: str | Complaint, words: list[str]) -> tuple[Place, str] | None:
+        loc = None if type(c) is str else c.location
         if loc is not None:
             place = self._from_fields(loc.province, loc.regency, loc.district, loc.subdistrict)
             if place is not None:
@@ -284,11 +300,10 @@ class Router:
         return None
 
     @staticmethod
-    def _region(found: tuple[Place, str], as_models: bool):
+    def _region(found: tuple[Place, str]) -> dict:
         p, source = found
-        d = {"name": p.name, "level": p.level, "code": p.code, "province": p.province,
-             "regency": p.regency, "source": source}
-        return build(Region, **d) if as_models else d
+        return {"name": p.name, "level": p.level, "code": p.code, "province": p.province,
+                "regency": p.regency, "source": source}
 
     def _routed_to(self, agency: str, found: tuple[Place, str] | None) -> tuple[str, bool]:
         info = self.agency_types.get(agency)
@@ -314,7 +329,7 @@ class Router:
         names = self._feature_names
         out = {}
         rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-        for task, (head, P, top) in results.items():
+        for task, head, P, top, *_ in results:
             best = top[:, 0]
             contrib = X.data * head.coef_[best[rows], X.indices]
             # Sort once for the whole batch: by row, then by descending contribution; keep each

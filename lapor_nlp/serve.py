@@ -67,6 +67,7 @@ ENV_MAX_BODY = "LAPOR_NLP_SERVE_MAX_BODY_BYTES"
 ENV_MAX_TEXT = "LAPOR_NLP_SERVE_MAX_TEXT_CHARS"
 ENV_KEY_FILE = "LAPOR_NLP_SERVE_API_KEY_FILE"
 ENV_NO_AUTH = "LAPOR_NLP_SERVE_NO_AUTH"
+ENV_HOME_REGION = "LAPOR_NLP_SERVE_HOME_REGION"
 ENV_API_KEY = "LAPOR_NLP_API_KEY"
 
 _INPUT_ERRORS = (InputTypeError, InputValueError, BatchInputError, DataValidationError)
@@ -359,11 +360,11 @@ async def _send_error(send, status: int, code: str, message: str, rid: str,
 
 
 # -- the model --------------------------------------------------------------------------------------
-def load_router(model_dir: str | Path | None, max_text_chars: int):
+def load_router(model_dir: str | Path | None, max_text_chars: int, home_region: str | None = None):
     from .router import Router
 
     # Accepted texts (<= max_text_chars, title <= 1000) are never cut by the router.
-    router = Router.load(model_dir, max_chars=max_text_chars + 1002)
+    router = Router.load(model_dir, max_chars=max_text_chars + 1002, home_region=home_region)
     router.predict("Lampu jalan di depan rumah kami mati sudah seminggu, Kota Malang")  # warm-up
     return router
 
@@ -381,10 +382,11 @@ def model_info(router, limits: dict[str, int]) -> dict:
 # -- the app ----------------------------------------------------------------------------------------
 def create_app(model_dir: str | Path | None = None, *, api_key: str | None = None,
                max_body_bytes: int = 1_000_000, max_batch: int = 256,
-               max_text_chars: int = 20_000) -> FastAPI:
+               max_text_chars: int = 20_000, home_region: str | None = None) -> FastAPI:
     """Build the FastAPI app. The model (``model_dir``, or the bundled default model when None) is
     loaded when the app starts (lifespan), once per worker process. ``api_key``: when set, every
-    endpoint but ``/healthz`` and ``/readyz`` needs it in the ``X-API-Key`` header."""
+    endpoint but ``/healthz`` and ``/readyz`` needs it in the ``X-API-Key`` header.
+    ``home_region``: the regency/city the portal serves (see :class:`~lapor_nlp.router.Router`)."""
     for name, value in (("max_body_bytes", max_body_bytes), ("max_batch", max_batch),
                         ("max_text_chars", max_text_chars)):
         if not isinstance(value, int) or value < 1:
@@ -395,7 +397,7 @@ def create_app(model_dir: str | Path | None = None, *, api_key: str | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         t0 = time.perf_counter()
-        app.state.router = await run_in_threadpool(load_router, model_dir, max_text_chars)
+        app.state.router = await run_in_threadpool(load_router, model_dir, max_text_chars, home_region)
         app.state.info = json.dumps(model_info(app.state.router, limits),
                                     ensure_ascii=False).encode("utf-8")
         log.info("model %s %s loaded in %.1fs (pid %d)", app.state.router.name,
@@ -545,4 +547,5 @@ def app_from_env() -> FastAPI:
     return create_app(env.get(ENV_MODEL) or None, api_key=key,
                       max_body_bytes=int(env.get(ENV_MAX_BODY, 1_000_000)),
                       max_batch=int(env.get(ENV_MAX_BATCH, 256)),
-                      max_text_chars=int(env.get(ENV_MAX_TEXT, 20_000)))
+                      max_text_chars=int(env.get(ENV_MAX_TEXT, 20_000)),
+                      home_region=env.get(ENV_HOME_REGION) or None)

@@ -18,7 +18,7 @@ import pytest
 
 from lapor_nlp.batch import PRED_COLUMNS, classify_file, output_paths
 from lapor_nlp.cli import main
-from lapor_nlp.errors import BatchInputError
+from lapor_nlp.errors import BatchInputError, InputValueError
 from lapor_nlp.resources import dataset_path
 from lapor_nlp.training import Columns
 
@@ -215,6 +215,42 @@ def test_missing_text_column_is_an_error(model_dir, tmp_path):
     out = tmp_path / "z.csv"
     s = classify_file(src, out, model_dir=model_dir, jobs=1, progress=False, columns=Columns(text="isi", topic=None, agency=None))
     assert s.rows_written == 1
+
+
+def test_home_region_routes_placeless_complaints_and_is_part_of_the_job(model_dir, tmp_path, monkeypatch):
+    """--home-region: complaints naming no place go to the portal's own offices (jobs=2 workers
+    get the option too); an unknown region fails before any work; resuming with another region
+    is refused, because the predictions would differ."""
+    src = tmp_path / "noplace.csv"
+    texts = ["Lampu penerangan jalan di depan rumah kami mati sudah seminggu, mohon diperbaiki",
+             "Sampah menumpuk di pinggir jalan dan tidak diangkut petugas sudah lima hari"]
+    with open(src, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text"])
+        w.writerows([[t] for t in texts * 4])
+    classify_file(src, tmp_path / "plain.csv", model_dir=model_dir, jobs=1, progress=False)
+    assert not any("Surabaya" in r["routed_to"] for r in read_csv(tmp_path / "plain.csv"))
+    for jobs in (1, 2):
+        out = tmp_path / f"home{jobs}.csv"
+        classify_file(src, out, model_dir=model_dir, jobs=jobs, chunk_size=3, progress=False,
+                      home_region="Kota Surabaya")
+        rows = read_csv(out)
+        assert len(rows) == 8
+        assert all(r["routed_to"].endswith("Kota Surabaya") for r in rows), [r["routed_to"] for r in rows]
+        assert "place_not_found" not in ";".join(r["review_reasons"] for r in rows)
+    with pytest.raises(InputValueError, match="Atlantis"):
+        classify_file(src, tmp_path / "x.csv", model_dir=model_dir, jobs=2, progress=False,
+                      home_region="Kota Atlantis")
+    assert not output_paths(tmp_path / "x.csv", "csv")[1].exists()
+
+    out = tmp_path / "y.csv"
+    _interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=3, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(BatchInputError, match="different job.*router_options"):
+        classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=3, progress=False,
+                      resume=True, home_region="Kota Surabaya")
 
 
 def _interrupt_after(monkeypatch, n_chunks):

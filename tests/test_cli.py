@@ -52,6 +52,17 @@ def test_predict_with_a_model_prints_json_on_stdout(model_dir):
     assert r.stderr == ""
 
 
+def test_predict_home_region_for_a_complaint_that_names_no_place(model_dir):
+    text = "Lampu PJU di jalan depan rumah kami mati sudah seminggu"
+    r = cli("-q", "predict", "--model", str(model_dir), "--home-region", "Kota Surabaya", text)
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)
+    assert p["routed_to"] == "Dinas Perhubungan Kota Surabaya"
+    assert p["jurisdiction"]["source"] == "model_default"
+    r = cli("-q", "predict", "--model", str(model_dir), "--home-region", "Kota Atlantis", text)
+    assert r.returncode == 1 and "Atlantis" in r.stderr and r.stdout == ""
+
+
 def test_errors_go_to_stderr_with_exit_1(tmp_path):
     r = cli("predict", "--model", str(tmp_path / "nope"), "air mati")
     assert r.returncode == 1

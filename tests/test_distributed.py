@@ -81,6 +81,34 @@ def test_dask_dataframe_equals_single_machine(cluster, backlog, local, model_dir
         assert [_cell(g[c]) for c in PRED_COLUMNS] == [w[c] for c in PRED_COLUMNS]
 
 
+def test_csv_files_with_bad_lines_lose_no_row(cluster, backlog, local, model_dir, tmp_path):
+    """A glob of CSV files (one partition each): a malformed line and undecodable bytes stay rows,
+    with null predictions and the reason (and line) in reject_reason; the rest equal the
+    single-machine results."""
+    from lapor_nlp.distributed import classify
+
+    _, _, want = local
+    lines = backlog.read_bytes().splitlines(keepends=True)
+    header, body = lines[0], lines[1:]
+    half = len(body) // 2
+    (tmp_path / "a.csv").write_bytes(header + b"".join(body[:half]))
+    (tmp_path / "b.csv").write_bytes(header + b"X-1,too,many,fields\n" + b"".join(body[half:])
+                                     + b"X-2,jalan rusak \xff\xfe parah,Kota Malang\n")
+    ddf = classify(str(tmp_path / "*.csv"), model=model_dir)
+    assert ddf.npartitions == 2
+    got = ddf.compute()
+    assert list(got.columns) == ["id", "text", "regency", *PRED_COLUMNS, "reject_reason"]
+    assert len(got) == len(body) + 2
+    assert sorted(got["reject_reason"].dropna()) == sorted([
+        "no text", "no text", "line 2: malformed CSV: 4 fields, header has 3",
+        f"line {len(body) - half + 3}: undecodable bytes (not UTF-8)"])
+    assert got[got["reject_reason"].notna()][list(PRED_COLUMNS)].isna().all().all()
+    assert "X-2" in set(got["id"])  # the decodable fields of that row are kept
+    ok = got[got["reject_reason"].isna()]
+    assert list(ok["id"]) == [r["id"] for r in want]
+    assert list(ok["agency"]) == [r["agency"] for r in want]
+
+
 def test_pandas_input(cluster, local, model_dir):
     import pandas as pd
 

@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regency", default=None, help="structured location: kabupaten/kota")
     p.add_argument("--district", default=None, help="structured location: kecamatan")
     p.add_argument("--subdistrict", default=None, help="structured location: kelurahan/desa")
+    p.add_argument("--home-region", default=None, metavar="NAME",
+                   help="the regency/city the portal serves, e.g. 'Kota Surabaya' (for complaints "
+                        "that name no place; default: the model's)")
     p.add_argument("--target-precision", type=float, default=None,
                    help="review thresholds for this precision instead of the model's")
     p.add_argument("--pretty", action="store_true", help="indented JSON")
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..schemas import Complaint, Location
 
     path = args.model or ensure_default_model(quiet=args.quiet)
-    router = Router.load(path, target_precision=args.target_precision)
+    router = Router.load(path, target_precision=args.target_precision, home_region=args.home_region)
     location = None
     if args.regency or args.district or args.subdistrict:
         location = Location(regency=args.regency, district=args.district, subdistrict=args.subdistrict)

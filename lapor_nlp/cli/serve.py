@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="largest request body in bytes (default 1000000)")
     p.add_argument("--max-text-chars", type=_positive_int, default=20_000, metavar="N",
                    help="longest complaint text in characters; longer ones get a 422 (default 20000)")
+    p.add_argument("--home-region", default=None, metavar="NAME",
+                   help="the regency/city this portal serves, e.g. 'Kota Surabaya': complaints that "
+                        "name no place route to its offices (default: the model's)")
     p.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto",
                    help="HTTP parser (default auto: httptools when installed, as with "
                         "uvicorn[standard])")
@@ -127,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         model_dir = args.model
     read_manifest(model_dir)  # a clear error (exit 1) before any worker starts
+    if args.home_region:
+        from ..router import Router
+
+        Router.load(model_dir, home_region=args.home_region)  # an unknown region: exit 1 here
 
     common = dict(host=args.host, port=args.port, log_config=log_config(level), log_level=level,
                   access_log=False, server_header=False, timeout_graceful_shutdown=10,
@@ -136,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         args.workers, "on" if key else "off")
     if args.workers == 1:
         app = serve.create_app(model_dir, api_key=key, max_body_bytes=args.max_body_bytes,
-                               max_batch=args.max_batch, max_text_chars=args.max_text_chars)
+                               max_batch=args.max_batch, max_text_chars=args.max_text_chars,
+                               home_region=args.home_region)
         config = uvicorn.Config(app, **common)
     else:
         # Each worker is a fresh process: settings travel in the environment, the key as the
@@ -147,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             serve.ENV_MAX_BODY: str(args.max_body_bytes),
             serve.ENV_MAX_TEXT: str(args.max_text_chars),
             serve.ENV_NO_AUTH: "1" if args.no_auth else "0",
+            serve.ENV_HOME_REGION: args.home_region or "",
         })
         if args.api_key_file and not args.no_auth:
             os.environ[serve.ENV_KEY_FILE] = os.path.abspath(args.api_key_file)

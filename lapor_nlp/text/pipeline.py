@@ -13,13 +13,15 @@ Speed: apart from the text-wide steps (:func:`~lapor_nlp.text.clean.prepare`: Un
 ``clean``, ``tokenize``, ``normalize``, ``stopwords`` and ``stem`` act on one whitespace-separated
 chunk at a time, independent of its neighbours. The Preprocessor therefore runs them once per
 distinct chunk ("rusak,tolong", "bangettt", "anak2") and caches the resulting tokens in a bounded
-dict. A warm Preprocessor costs one digit scan (PII), one ``split()`` and one dict lookup per chunk. ``tests/test_text_pipeline.py`` checks that this fast path equals running the stages one
+dict. A warm Preprocessor costs one digit scan (PII), one ``split()`` and one C-level ``map`` of
+dict lookups over the chunks (no Python loop per chunk). ``tests/test_text_pipeline.py`` checks that this fast path equals running the stages one
 after another.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from .stopwords import StopwordFilter
 
 PIPE_NAMES = ("mask_pii", "clean", "tokenize", "normalize", "stopwords", "stem")
 _PLACEHOLDER_SET = frozenset(PLACEHOLDERS)
+_chain = chain.from_iterable
 
 
 class Preprocessor:
@@ -83,7 +86,9 @@ class Preprocessor:
         self._normalizer = Normalizer.from_files(*self.lexicon_files) if normalize else None
         self._stopwords = StopwordFilter(extra_files=self.stopword_files) if stopwords else None
         self._stemmer = SastrawiStemmer(cache_size=cache_size, cache=stem_cache) if stem else None
+        # chunk -> (tokens, plain words), and chunk -> tokens alone (for a C-level map in tokens())
         self._token_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._tokens_of: dict[str, tuple[str, ...]] = {}
 
     # -- the stages, each a plain callable --------------------------------------------------------
     @property
@@ -162,30 +167,39 @@ class Preprocessor:
         return tuple(out), tuple(words)
 
     def _entry(self, chunk: str):
+        entry = self._token_cache.get(chunk)
+        if entry is not None:
+            return entry
         entry = self._process_chunk(chunk)
         if self.cache_size:
-            cache = self._token_cache
+            cache, tokens_of = self._token_cache, self._tokens_of
             if len(cache) >= self.cache_size:
-                del cache[next(iter(cache))]
+                try:  # FIFO eviction; another thread may evict the same key first
+                    old = next(iter(cache))
+                    cache.pop(old, None)
+                    tokens_of.pop(old, None)
+                except (StopIteration, RuntimeError):
+                    pass
             cache[chunk] = entry
+            tokens_of[chunk] = entry[0]
         return entry
 
     def tokens(self, text: str) -> list[str]:
         """The final tokens of one text (``[]`` for empty, whitespace-only or emoji-only text)."""
-        # The hot path of every prediction: a plain loop, no generator (measured 15% faster).
         if self.mask_pii:
             text = mask_pii(text)
-        get = self._token_cache.get
-        out: list[str] = []
-        for chunk in prepare(text).split():
-            entry = get(chunk) or self._entry(chunk)
-            if entry[0]:
-                out += entry[0]
-        return out
+        chunks = prepare(text).split()
+        try:
+            # Warm path: every chunk seen before; one C-level pass, no Python loop per chunk.
+            return list(_chain(map(self._tokens_of.__getitem__, chunks)))
+        except KeyError:
+            return [t for chunk in chunks for t in self._entry(chunk)[0]]
 
     def analyze(self, text: str) -> tuple[list[str], list[str]]:
         """(final tokens, plain lowercase words before normalisation): the router matches place
         names on the words, so both come from one pass."""
+        # The hot path of every prediction: a plain loop (measured faster here than two C-level
+        # passes, because each chunk is looked up once).
         if self.mask_pii:
             text = mask_pii(text)
         get = self._token_cache.get
@@ -217,6 +231,7 @@ class Preprocessor:
     def clear_cache(self) -> None:
         """Empty the token and stem caches (to measure a cold start)."""
         self._token_cache.clear()
+        self._tokens_of.clear()
         if self._stemmer is not None:
             self._stemmer._cache.clear()
 
@@ -235,6 +250,7 @@ class Preprocessor:
         state["_stem_cache_snapshot"] = self.export_stem_cache()
         state["_stemmer"] = None
         state["_token_cache"] = {}
+        state["_tokens_of"] = {}
         return state
 
     def __setstate__(self, state):
