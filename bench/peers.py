@@ -15,7 +15,7 @@ and lapor-nlp's model as `lapor-nlp train` builds it (agency and topic).
 Printed per model: accuracy, macro-F1 (over the labels present in the test set), coverage at 95%
 precision (share of test rows that can be routed automatically, taking rows by descending
 confidence while precision stays >= 95%), training seconds, predict docs/s on one core (raw text
-in, labels out). Topic: labels with >= 20 rows (56 classes), others left out for every model.
+in, labels out). Topic: labels with >= 20 rows (the class count is printed), others left out for every model.
 
     python bench/peers.py [--skip-fasttext]
 """

@@ -41,7 +41,6 @@ _CUES = {
     "village": ("kelurahan", "kel", "kelurhan", "desa", "ds", "di", "wilayah"),
 }
 _PUNCT = str.maketrans({c: " " for c in ".,;:!?()[]{}\"'/\\-_#*&+=<>|~`^%$@"})
-_MAX_WORDS = 5
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,14 @@ class Gazetteer:
         for alias, canonical, level in _aliases():
             for p in self.by_name.get((level, _norm(canonical)), [])[:1]:
                 self.index[alias] = [(p, " " not in alias and alias in words)]
-        self.first_words = frozenset(k.split()[0] for k in self.index)
+        # first word -> the lengths (in words) of the names it starts, longest first: a common
+        # first word such as "di" ("DI Yogyakarta") costs one lookup, not one per length.
+        lengths: dict[str, set[int]] = {}
+        for k in self.index:
+            words = k.split()
+            lengths.setdefault(words[0], set()).add(len(words))
+        self.name_lengths = {w: tuple(sorted(ls, reverse=True)) for w, ls in lengths.items()}
+        self.first_words = frozenset(self.name_lengths)
 
     # -- structured fields ------------------------------------------------------------------------
     def from_fields(self, location) -> Place | None:
@@ -188,9 +194,9 @@ class Gazetteer:
         """Places mentioned in lowercased words without punctuation (as the text pipeline's
         ``tokenize`` stage gives them), ambiguity resolved."""
         first = self.first_words
-        if first.isdisjoint(words):  # most complaints: no candidate at all, decided in C
+        if first.isdisjoint(words):  # no candidate at all: decided in C
             return []
-        index = self.index
+        index, lengths = self.index, self.name_lengths
         found: list[list[Place]] = []
         n = len(words)
         nxt = 0  # words before this index are part of a name already found
@@ -198,7 +204,9 @@ class Gazetteer:
         for i in compress(range(n), map(first.__contains__, words)):
             if i < nxt:
                 continue
-            for k in range(min(_MAX_WORDS, n - i), 0, -1):
+            for k in lengths[words[i]]:
+                if i + k > n:
+                    continue
                 hits = index.get(" ".join(words[i:i + k]) if k > 1 else words[i])
                 if not hits:
                     continue

@@ -22,6 +22,12 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from .errors import NotFittedError
+from .features import Rows
+
+try:  # scipy's own kernel for CSR @ dense (private, hence the fallback to the public operator)
+    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+except ImportError:  # pragma: no cover - a scipy that moved it
+    _csr_matvecs = None
 
 
 class LinearHead:
@@ -104,8 +110,18 @@ class LinearHead:
         self._W = np.ascontiguousarray(coef.T, dtype=np.float32)
 
     def decision_function(self, X) -> np.ndarray:
+        """Scores of ``X`` (a scipy matrix, or :class:`~lapor_nlp.features.Rows`) per class."""
         if not hasattr(self, "_W"):
             raise NotFittedError("this head is not fitted")
+        if isinstance(X, Rows) and _csr_matvecs is not None and X.data.dtype == np.float32:
+            # What ``csr_matrix @ ndarray`` runs, called directly: the same numbers, without
+            # building a scipy matrix for every (often one-row) batch.
+            out = np.zeros((X.shape[0], self._W.shape[1]), dtype=np.float32)
+            _csr_matvecs(X.shape[0], X.shape[1], self._W.shape[1], X.indptr, X.indices, X.data,
+                         self._W.ravel(), out.ravel())
+            return out.astype(np.float64) + self.intercept_
+        if isinstance(X, Rows):
+            X = X.tocsr()
         if X.dtype != np.float32:
             X = X.astype(np.float32)
         return np.asarray(X @ self._W, dtype=np.float64) + self.intercept_

@@ -188,3 +188,32 @@ def test_a_portal_region_fills_in_when_no_place_is_named(model_dir):
     assert p.routed_to == "Dinas Perhubungan Kota Surabaya"
     assert p.jurisdiction.source == "model_default" and "place_not_found" not in p.review_reasons
     assert r.predict(PJU).routed_to == "Dinas Perhubungan Kota Malang"  # a named place still wins
+
+
+def test_batches_pause_the_garbage_collector_and_restore_its_state(router):
+    import gc
+
+    seen = []
+    real_route = router._route
+
+    def spy(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real_route(*args, **kwargs)
+
+    router._route = spy
+    try:
+        assert gc.isenabled()
+        router.predict_batch(["air pdam mati", "jalan rusak"])
+        assert seen == [False] and gc.isenabled()  # paused inside, on again after
+        gc.disable()
+        try:
+            router.predict("air pdam mati")
+            assert not gc.isenabled()  # a caller's choice to keep it off is kept
+        finally:
+            gc.enable()
+        router.pause_gc = False
+        router.predict_records(["air pdam mati"])
+        assert seen[-1] is True
+    finally:
+        router._route = real_route
+        router.pause_gc = True
