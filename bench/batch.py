@@ -9,6 +9,7 @@ Then runs the CLI with ``--jobs 1`` and ``--jobs 2`` in a fresh process each and
 of the whole process tree (parent + workers, sampled every 50 ms with psutil).
 
     python bench/batch.py [--rows 200000] [--jobs 1 2] [--model DIR] [--chunk-size 5000]
+                          [--home-region "Kota Surabaya"]
 
 Prints figures only, never complaint text.
 """
@@ -156,7 +157,7 @@ def machinery_ceiling(backlog: Path, out: Path, chunk_size: int) -> float:
     import lapor_nlp.batch as batch
 
     real = batch.get_router
-    batch.get_router = lambda model_dir: _NullRouter()
+    batch.get_router = lambda model_dir, options=None: _NullRouter()
     try:
         t = time.perf_counter()
         s = batch.classify_file(backlog, out, model_dir=_MODEL[0], jobs=1, chunk_size=chunk_size, progress=False)
@@ -175,6 +176,9 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-size", type=int, default=5000)
     ap.add_argument("--model", default=None, help="model directory (default: the bundled model)")
     ap.add_argument("--typo-rate", type=float, default=0.03)
+    ap.add_argument("--home-region", default="Kota Surabaya",
+                    help="passed to classify: the backlog is Surabaya's (default 'Kota Surabaya'; "
+                         "'' for none)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the machinery-only measurement")
     ap.add_argument("--keep", default=None, help="keep the backlog and outputs in this directory")
     a = ap.parse_args(argv)
@@ -211,7 +215,8 @@ def main(argv=None) -> int:
         results = {}
         for jobs in a.jobs:
             out = tmp / f"out-j{jobs}.csv"
-            r = run_cli([str(backlog), "-o", str(out), "--model", model, "--jobs", str(jobs),
+            region = ["--home-region", a.home_region] if a.home_region else []
+            r = run_cli([str(backlog), "-o", str(out), "--model", model, "--jobs", str(jobs), *region,
                          "--chunk-size", str(a.chunk_size)])
             results[jobs] = r
             s = r["summary"]
