@@ -164,3 +164,19 @@ def test_any_unicode_gives_tokens_never_an_exception(preprocessor, text):
     for tok in tokens:
         assert tok and not tok.isspace()
         assert TOKEN_PATTERN.fullmatch(tok.lower()) or tok.startswith("[")
+
+
+def test_tiny_caches_shared_by_threads_evict_without_errors():
+    """With caches far smaller than the vocabulary every call evicts; threads racing to evict the
+    same oldest entry must neither fail nor change a result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"jalan rusak di gang {w} nomor {i} tolong diperbaiki segera pak lurah"
+             for i, w in enumerate(["mawar", "melati", "kenanga", "anggrek", "dahlia"] * 40)]
+    want = [Preprocessor().tokens(t) for t in texts]
+    shared = Preprocessor(cache_size=3)
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            assert list(pool.map(shared.tokens, texts)) == want
+    # bounded: at most one extra entry per racing thread
+    assert len(shared._token_cache) <= 3 + 8 and len(shared._stemmer) <= 3 + 8

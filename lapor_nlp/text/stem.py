@@ -54,7 +54,10 @@ class SastrawiStemmer:
             stem = self._stemmer.stem(word)
             if self.cache_size:
                 if len(self._cache) >= self.cache_size:
-                    del self._cache[next(iter(self._cache))]
+                    try:  # FIFO eviction; another thread may evict the same key first
+                        self._cache.pop(next(iter(self._cache)), None)
+                    except (StopIteration, RuntimeError):
+                        pass
                 self._cache[word] = stem
         return stem
 
