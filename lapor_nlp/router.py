@@ -16,8 +16,8 @@ import gc
 import json
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
-from itertools import repeat
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 

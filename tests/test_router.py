@@ -217,3 +217,11 @@ def test_batches_pause_the_garbage_collector_and_restore_its_state(router):
     finally:
         router._route = real_route
         router.pause_gc = True
+
+
+def test_records_are_exactly_the_dumped_predictions(router):
+    items = [PJU, {"text": "air pdam mati", "id": 7, "location": {"regency": "Kabupaten Sleman"}},
+             "x", "Sampah menumpuk di TPS Kelurahan Kertajaya tidak diangkut"]
+    records = router.predict_records(items, explain=True)
+    assert records == [p.model_dump() for p in router.predict_batch(items)]
+    assert [list(r) for r in records] == [list(Prediction.model_fields)] * len(items)

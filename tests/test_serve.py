@@ -380,7 +380,7 @@ def test_api_key_with_two_workers(model_dir, tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text("s3cret-key-123\n")
     srv = Server(["--model", str(model_dir), "--workers", "2", "--api-key-file", str(key_file),
-                  "--max-batch", "3"], tmp_path / "server.log")
+                  "--max-batch", "3", "--home-region", "Kota Surabaya"], tmp_path / "server.log")
     try:
         # /readyz needs no key, so wait_ready works; the workers share the port.
         srv.wait_ready()
@@ -403,6 +403,9 @@ def test_api_key_with_two_workers(model_dir, tmp_path):
                     items = [{"text": "jalan rusak"}] * 4
                     assert_error(fresh.post("/v1/predict/batch", json={"items": items}), 422,
                                  "batch_too_large")
+                    placeless = {"text": "Lampu penerangan jalan di depan rumah kami mati seminggu"}
+                    p = fresh.post("/v1/predict", json=placeless).json()
+                    assert p["routed_to"] == "Dinas Perhubungan Kota Surabaya", p["routed_to"]
         assert "s3cret" not in srv.log()
     finally:
         rc = srv.stop()
@@ -418,6 +421,14 @@ def test_non_loopback_without_a_key_refuses_to_start(model_dir, tmp_path):
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 2, r.stderr
         assert "API key" in r.stderr and "--no-auth" in r.stderr
+
+
+def test_unknown_home_region_stops_before_serving(model_dir):
+    r = subprocess.run([sys.executable, "-m", "lapor_nlp", "serve", "--model", str(model_dir),
+                        "--home-region", "Kota Atlantis", "--port", str(free_port())],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "Atlantis" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_missing_model_dir_is_a_clear_error(tmp_path):

@@ -13,9 +13,10 @@ Speed: apart from the text-wide steps (:func:`~lapor_nlp.text.clean.prepare`: Un
 ``clean``, ``tokenize``, ``normalize``, ``stopwords`` and ``stem`` act on one whitespace-separated
 chunk at a time, independent of its neighbours. The Preprocessor therefore runs them once per
 distinct chunk ("rusak,tolong", "bangettt", "anak2") and caches the resulting tokens in a bounded
-dict. A warm Preprocessor costs one digit scan (PII), one ``split()`` and one C-level ``map`` of
-dict lookups over the chunks (no Python loop per chunk). ``tests/test_text_pipeline.py`` checks that this fast path equals running the stages one
-after another.
+dict. A warm Preprocessor costs one digit scan (PII), one ``split()`` and one dict lookup per
+chunk (in :meth:`Preprocessor.tokens`, one C-level ``map`` with no Python loop per chunk).
+``tests/test_text_pipeline.py`` checks that this fast path equals running the stages one after
+another.
 """
 
 from __future__ import annotations
