@@ -782,7 +782,7 @@ def classify_file(
         "input": input_identity(in_path),
         "options": {"chunk_size": chunk_size, "columns": asdict(columns), "in_fmt": in_fmt,
                     "out_fmt": out_fmt, "prefix": prefix, "model_version": model_version,
-                    "router_options": router_options},
+                    **({"router_options": router_options} if router_options else {})},
     }
 
     # The work directory: new, or resumed after checking it is the same job.

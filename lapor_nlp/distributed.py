@@ -166,8 +166,9 @@ PRED_DTYPES = ("object", "float64", "object", "float64", "object", "boolean", "o
 def _csv_header_line(path: str) -> list[str]:
     import csv
 
+    delimiter = "\t" if path.lower().endswith(".tsv") else ","  # as lapor_nlp.io reads it
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
-        return [h.lstrip("\ufeff").strip() for h in next(csv.reader(fh), [])]
+        return [h.lstrip("\ufeff").strip() for h in next(csv.reader(fh, delimiter=delimiter), [])]
 
 
 def _read_csv_file(path: str, header: list[str]):
@@ -205,19 +206,20 @@ def _as_dask(data, fmt: str | None, blocksize, chunk_size: int):
     if isinstance(data, (str, Path)):
         path = str(data)
         fmt = detect_format(path, fmt)
-        if fmt == "csv" and blocksize is None:
-            # One partition per file, read by the same reader as classify_file: a malformed line
-            # stays a row (empty fields, its reason in reject_reason) instead of failing the job.
-            # Not split at byte offsets: complaint texts may hold quoted newlines.
+        if fmt == "csv" and blocksize is None and "://" not in path:
+            # Local files: one partition per file, read by the same reader as classify_file, so a
+            # malformed line stays a row (empty fields, its reason in reject_reason) instead of
+            # failing the job. Not split at byte offsets: texts may hold quoted newlines.
             files = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
             if not files:
                 raise BatchInputError(f"no file matches {path}")
             header = _csv_header_line(files[0])
             meta = pd.DataFrame({c: pd.Series(dtype=object) for c in [*header, _READ_ERROR]})
             return dd.from_map(_read_csv_file, files, header=header, meta=meta)
-        if fmt == "csv":
+        if fmt == "csv":  # remote storage (s3://, gs://, ...) or blocksize: pandas' reader
             return dd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                               blocksize=blocksize, encoding="utf-8", encoding_errors="surrogateescape")
+                               blocksize=blocksize, encoding="utf-8", encoding_errors="surrogateescape",
+                               sep="\t" if path.lower().endswith(".tsv") else ",")
         if fmt == "jsonl":
             return dd.read_json(path, lines=True, blocksize=blocksize, dtype=False)
         return dd.read_parquet(path)

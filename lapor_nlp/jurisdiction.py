@@ -108,11 +108,15 @@ class Gazetteer:
 
     ``local_places``: ``{"district": [...], "village": [...]}`` names of the model's area,
     ``village_district``: village -> district, ``home_regency``: the regency they lie in.
+    ``prefer_regency``: where a district/village name shared by several regencies is taken to lie
+    when nothing else decides (a portal's own region; default ``home_regency``).
     """
 
     def __init__(self, local_places: dict | None = None, village_district: dict | None = None,
-                 home_regency: str | None = None, include_national_districts: bool = False):
+                 home_regency: str | None = None, include_national_districts: bool = False,
+                 prefer_regency: str | None = None):
         self.home_regency = home_regency
+        self.prefer_regency = prefer_regency or home_regency
         self.places: list[Place] = []
         self.by_name: dict[tuple[str, str], list[Place]] = {}
         regions = national_regions()
@@ -146,8 +150,8 @@ class Gazetteer:
         # first word such as "di" ("DI Yogyakarta") costs one lookup, not one per length.
         lengths: dict[str, set[int]] = {}
         for k in self.index:
-            words = k.split()
-            lengths.setdefault(words[0], set()).add(len(words))
+            parts = k.split()
+            lengths.setdefault(parts[0], set()).add(len(parts))
         self.name_lengths = {w: tuple(sorted(ls, reverse=True)) for w, ls in lengths.items()}
         self.first_words = frozenset(self.name_lengths)
 
@@ -177,8 +181,8 @@ class Gazetteer:
         uniq = list(dict.fromkeys(cands))
         if len(uniq) == 1:
             return uniq[0]
-        if uniq and level in ("district", "village") and regency is None and self.home_regency:
-            local = [p for p in uniq if p.regency == self.home_regency]
+        if uniq and level in ("district", "village") and regency is None and self.prefer_regency:
+            local = [p for p in uniq if p.regency == self.prefer_regency]
             if len(local) == 1:
                 return local[0]
         if level == "village" and not uniq and (district or regency):
@@ -220,6 +224,19 @@ class Gazetteer:
 
     def find_in_text(self, text: str) -> list[Place]:
         return self.find_in_words(text.lower().translate(_PUNCT).split())
+
+
+@lru_cache(maxsize=1)
+def _national() -> "Gazetteer":
+    return Gazetteer()
+
+
+def find_regency(name: str | None) -> Place | None:
+    """The regency/city a name means ("surabaya", "Kota Surabaya", "kab. sleman"), or None: the
+    one check behind every ``home_region`` option (training, Router, classify, serve)."""
+    if not name or not name.strip():
+        return None
+    return _national()._lookup("regency", name)
 
 
 def _consistent(cands, province=None, regency=None, district=None):

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-from .errors import NotFittedError
+from .errors import InputValueError, NotFittedError
 from .features import Rows
 
 try:  # scipy's own kernel for CSR @ dense (private, hence the fallback to the public operator)
@@ -113,6 +113,8 @@ class LinearHead:
         """Scores of ``X`` (a scipy matrix, or :class:`~lapor_nlp.features.Rows`) per class."""
         if not hasattr(self, "_W"):
             raise NotFittedError("this head is not fitted")
+        if X.shape[1] != self._W.shape[0]:
+            raise InputValueError(f"X has {X.shape[1]} features, this head expects {self._W.shape[0]}")
         if isinstance(X, Rows) and _csr_matvecs is not None and X.data.dtype == np.float32:
             # What ``csr_matrix @ ndarray`` runs, called directly: the same numbers, without
             # building a scipy matrix for every (often one-row) batch.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -26,9 +27,10 @@ from pydantic import TypeAdapter
 
 from .artifact import load_model
 from .errors import InputTypeError, InputValueError
-from .jurisdiction import LEVELS, Gazetteer, Place, most_specific
+from .jurisdiction import LEVELS, Gazetteer, Place, find_regency, most_specific
 from .schemas import Complaint, Prediction
 
+log = logging.getLogger("lapor_nlp")
 _LEVEL_RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
 DEFAULT_MAX_CHARS = 20_000
 # One pydantic-core call validates a whole batch of records into Prediction objects: faster than
@@ -91,6 +93,8 @@ class Router:
                  home_region: str | None = None, pause_gc: bool = True):
         if max_chars < 1:
             raise InputValueError("max_chars must be at least 1")
+        if top_k < 0:
+            raise InputValueError("top_k must be at least 0")
         self.model = model
         self.manifest = manifest
         self.routing = routing or {}
@@ -111,16 +115,28 @@ class Router:
         self._labels = {task: [str(c) for c in head.classes_] for task, head in model.heads_.items()}
         self.agency_types: dict = self.routing.get("agency_types", {})
         self.label_names: dict = self.routing.get("label_names", {})
-        self.home_regency = home_region or self.routing.get("home_region")
+        # The places learnt from the training data lie in the model's own region; home_region says
+        # where a complaint that names no place goes, and which of several same-named districts
+        # or villages a bare name means.
+        model_home = self.routing.get("home_region")
+        model_place = find_regency(model_home) if model_home else None
+        if model_home and model_place is None:
+            log.warning("the model's home_region %r is not a regency or city of the gazetteer; "
+                        "ignored", model_home)
+        home_place = model_place
+        if home_region:
+            home_place = find_regency(home_region)
+            if home_place is None:
+                raise InputValueError(
+                    f"home_region {home_region!r} is not a regency or city of the gazetteer; "
+                    "give its name, e.g. 'Kota Surabaya' or 'Kabupaten Sleman'")
         self.gazetteer = Gazetteer(
             {k: v for k, v in self.routing.get("places", {}).items() if k in ("district", "village")},
-            self.routing.get("village_district"), self.home_regency,
+            self.routing.get("village_district"), model_place.name if model_place else None,
+            prefer_regency=home_place.name if home_place else None,
         )
-        self._home_place = self.gazetteer._lookup("regency", self.home_regency) if self.home_regency else None
-        if self.home_regency and self._home_place is None:
-            raise InputValueError(
-                f"home_region {self.home_regency!r} is not a regency or city of the gazetteer; "
-                "give its full name, e.g. 'Kota Surabaya' or 'Kabupaten Sleman'")
+        self._home_place = home_place
+        self.home_regency = home_place.name if home_place else None
         pairs = self.routing.get("topic_agency_counts", {})
         self._pair_share = {t: {a: n / max(sum(c.values()), 1) for a, n in c.items()}
                             for t, c in pairs.items()}

@@ -225,3 +225,14 @@ def test_records_are_exactly_the_dumped_predictions(router):
     records = router.predict_records(items, explain=True)
     assert records == [p.model_dump() for p in router.predict_batch(items)]
     assert [list(r) for r in records] == [list(Prediction.model_fields)] * len(items)
+
+
+def test_home_region_names_are_resolved_and_checked(model_dir):
+    r = Router.load(model_dir, home_region="surabaya")  # any spelling the gazetteer knows
+    assert r.home_regency == "Kota Surabaya"
+    p = r.predict("Lampu penerangan jalan di depan rumah kami mati sudah seminggu")
+    assert p.routed_to == "Dinas Perhubungan Kota Surabaya" and p.jurisdiction.source == "model_default"
+    with pytest.raises(InputValueError, match="Atlantis"):
+        Router.load(model_dir, home_region="Kota Atlantis")
+    with pytest.raises(InputValueError):
+        Router.load(model_dir, top_k=-1)

@@ -72,6 +72,14 @@ def test_each_bad_row_kind_is_reported_with_its_line(tmp_path):
     assert report.rows_read == 8 == report.rows_used + report.rows_rejected
 
 
+def test_unknown_home_region_stops_training_before_any_work(small_csv, tmp_path):
+    from lapor_nlp.errors import InputValueError
+
+    with pytest.raises(InputValueError, match="Atlantis"):
+        train(small_csv, tmp_path / "m", home_region="Kota Atlantis", quiet=True)
+    assert not (tmp_path / "m").exists()
+
+
 def test_missing_column_is_a_clear_error(small_csv):
     with pytest.raises(DataValidationError, match="'label' not found"):
         load_labelled(small_csv, Columns(topic="label"))

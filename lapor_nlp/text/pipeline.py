@@ -29,7 +29,7 @@ from typing import Any
 from .clean import TOKEN_PATTERN, clean, prepare, split_token
 from .normalize import Normalizer
 from .pii import PLACEHOLDERS, mask_pii
-from .stem import SastrawiStemmer
+from .stem import SastrawiStemmer, _evict_oldest
 from .stopwords import StopwordFilter
 
 PIPE_NAMES = ("mask_pii", "clean", "tokenize", "normalize", "stopwords", "stem")
@@ -174,13 +174,8 @@ class Preprocessor:
         entry = self._process_chunk(chunk)
         if self.cache_size:
             cache, tokens_of = self._token_cache, self._tokens_of
-            if len(cache) >= self.cache_size:
-                try:  # FIFO eviction; another thread may evict the same key first
-                    old = next(iter(cache))
-                    cache.pop(old, None)
-                    tokens_of.pop(old, None)
-                except (StopIteration, RuntimeError):
-                    pass
+            _evict_oldest(cache, self.cache_size)
+            _evict_oldest(tokens_of, self.cache_size)
             cache[chunk] = entry
             tokens_of[chunk] = entry[0]
         return entry
@@ -256,6 +251,7 @@ class Preprocessor:
 
     def __setstate__(self, state):
         snapshot = state.pop("_stem_cache_snapshot", {})
+        state.setdefault("_tokens_of", {})  # a Preprocessor pickled by an older version
         self.__dict__.update(state)
         if self.stem:
             self._stemmer = SastrawiStemmer(cache_size=self.cache_size, cache=snapshot)

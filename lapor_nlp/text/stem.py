@@ -34,6 +34,17 @@ def create_sastrawi_stemmer():
     return Stemmer(ArrayDictionary(StemmerFactory().get_words()))
 
 
+def _evict_oldest(cache: dict, size: int) -> None:
+    """Make room for one entry in a FIFO cache bounded at ``size``. Threads may race to evict the
+    same oldest key: ``pop`` with a default and a ``while`` keep that from failing or from
+    letting the cache grow past its bound."""
+    while len(cache) >= size:
+        try:
+            cache.pop(next(iter(cache)), None)
+        except (StopIteration, RuntimeError):  # emptied or changed by another thread meanwhile
+            break
+
+
 class SastrawiStemmer:
     """Stem tokens with Sastrawi, caching each word's stem (at most ``cache_size`` words)."""
 
@@ -53,11 +64,7 @@ class SastrawiStemmer:
             # the public stem() is used so that results equal plain PySastrawi's exactly.
             stem = self._stemmer.stem(word)
             if self.cache_size:
-                if len(self._cache) >= self.cache_size:
-                    try:  # FIFO eviction; another thread may evict the same key first
-                        self._cache.pop(next(iter(self._cache)), None)
-                    except (StopIteration, RuntimeError):
-                        pass
+                _evict_oldest(self._cache, self.cache_size)
                 self._cache[word] = stem
         return stem
 
