@@ -182,3 +182,36 @@ def test_tiny_caches_shared_by_threads_evict_without_errors():
     assert max(len(shared._token_cache), len(shared._tokens_of), len(shared._stemmer)) <= 3 + 8
     shared.tokens("satu dua tiga empat lima enam")  # alone again: back within the bound
     assert max(len(shared._token_cache), len(shared._tokens_of), len(shared._stemmer)) <= 3
+
+
+def test_accelerated_sastrawi_gives_exactly_plain_sastrawis_stems():
+    """accelerate() gates prefix rules by first letter and skips regex compilation: checked here
+    against plain PySastrawi on the corpus's words, affixed forms and typos of them (the real-data
+    test does the same on the whole Surabaya vocabulary)."""
+    import random
+    import re
+
+    from lapor_nlp.resources import dataset_path
+    from lapor_nlp.text.stem import (
+        _pattern_first_letters, accelerate, create_sastrawi_stemmer,
+    )
+
+    assert _pattern_first_letters(r"^ber([aiueo].*)$") == frozenset("b")
+    assert _pattern_first_letters(r"^(me|pe)n(.*)$") == frozenset("mp")
+    assert _pattern_first_letters(r"^([bcd])er(.*)$") == frozenset("bcd")
+    for unknown in (r"^(.*)$", r"^[^a]x", r"^a?b", r"^\w+"):
+        assert _pattern_first_letters(unknown) is None
+    text = " ".join(p.read_text(encoding="utf-8") for p in sorted(dataset_path("corpus").glob("*.jsonl")))
+    base = sorted(set(re.findall(r"[a-z]{3,}", text.lower())))
+    rng = random.Random(7)
+    words = set(base)
+    for w in base:
+        words.add(rng.choice(["me", "mem", "men", "meng", "meny", "ber", "di", "ke", "pe", "pen",
+                              "per", "ter", "se"]) + w + rng.choice(["", "kan", "an", "i", "nya", "lah"]))
+        i = rng.randrange(len(w) - 1)
+        words.add(w[:i] + w[i + 1] + w[i] + w[i + 2:])
+    words = sorted(words)
+    fast = create_sastrawi_stemmer()
+    assert accelerate(fast) > 40
+    plain = create_sastrawi_stemmer()
+    assert [fast.stem(w) for w in words] == [plain.stem(w) for w in words]
