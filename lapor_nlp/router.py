@@ -115,9 +115,8 @@ class Router:
         self._labels = {task: [str(c) for c in head.classes_] for task, head in model.heads_.items()}
         self.agency_types: dict = self.routing.get("agency_types", {})
         self.label_names: dict = self.routing.get("label_names", {})
-        # The places learnt from the training data lie in the model's own region; home_region says
-        # where a complaint that names no place goes, and which of several same-named districts
-        # or villages a bare name means.
+        # home_region says where a complaint that names no place goes, and which of several
+        # same-named districts or villages a bare name means.
         model_home = self.routing.get("home_region")
         model_place = find_regency(model_home) if model_home else None
         if model_home and model_place is None:
@@ -130,9 +129,12 @@ class Router:
                 raise InputValueError(
                     f"home_region {home_region!r} is not a regency or city of the gazetteer; "
                     "give its name, e.g. 'Kota Surabaya' or 'Kabupaten Sleman'")
+        # A model that says where its learnt places lie keeps them there; one that does not (the
+        # default model) has them taken as the portal's own.
+        places_in = model_place or home_place
         self.gazetteer = Gazetteer(
             {k: v for k, v in self.routing.get("places", {}).items() if k in ("district", "village")},
-            self.routing.get("village_district"), model_place.name if model_place else None,
+            self.routing.get("village_district"), places_in.name if places_in else None,
             prefer_regency=home_place.name if home_place else None,
         )
         self._home_place = home_place
