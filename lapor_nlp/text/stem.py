@@ -9,6 +9,7 @@ be exported and loaded, so that a trained model ships the stems of its vocabular
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from ..errors import DependencyError
@@ -93,8 +94,6 @@ def _prefix_visit(visitor, first: frozenset):
     would return None), and the removed part is found with ``str.replace`` instead of compiling
     the result word as a regular expression (the same thing for a word of letters, digits and
     hyphens; anything else still goes through ``re.sub``)."""
-    import re
-
     from Sastrawi.Stemmer.Context.Removal import Removal
 
     rules = visitor.disambiguators
@@ -117,7 +116,7 @@ def _prefix_visit(visitor, first: frozenset):
     return visit
 
 
-_PLAIN = __import__("re").compile(r"[a-z0-9\-]*").fullmatch
+_PLAIN = re.compile(r"[a-z0-9\-]*").fullmatch  # no character that is special in a pattern
 
 
 def _gate(disambiguate, first: frozenset):
