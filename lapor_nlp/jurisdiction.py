@@ -110,11 +110,13 @@ class Gazetteer:
     ``village_district``: village -> district, ``home_regency``: the regency they lie in.
     ``prefer_regency``: where a district/village name shared by several regencies is taken to lie
     when nothing else decides (a portal's own region; default ``home_regency``).
+    ``place_regency``: learnt district/village -> the regency the training data gave with it
+    (wins over ``home_regency`` for that place).
     """
 
     def __init__(self, local_places: dict | None = None, village_district: dict | None = None,
                  home_regency: str | None = None, include_national_districts: bool = False,
-                 prefer_regency: str | None = None):
+                 prefer_regency: str | None = None, place_regency: dict | None = None):
         self.home_regency = home_regency
         self.prefer_regency = prefer_regency or home_regency
         self.places: list[Place] = []
@@ -127,10 +129,16 @@ class Gazetteer:
                 self.places.append(p)
             self.by_name.setdefault((p.level, _norm(p.name)), []).append(p)
         vd = village_district or {}
+        own = {}  # learnt place -> the regency the training data put it in
+        for name, reg in (place_regency or {}).items():
+            found = self._regency_named(reg, regency_by_name)
+            if found is not None:
+                own[name] = found
         for level in ("district", "village"):
             for name in sorted((local_places or {}).get(level, [])):
-                p = Place(name, level, None, home.province if home else None,
-                          home.name if home else home_regency,
+                reg = own.get(name, home)
+                p = Place(name, level, None, reg.province if reg else None,
+                          reg.name if reg else home_regency,
                           vd.get(name) if level == "village" else None)
                 self.places.append(p)
                 self.by_name.setdefault((level, _norm(name)), []).insert(0, p)
@@ -154,6 +162,10 @@ class Gazetteer:
             lengths.setdefault(parts[0], set()).add(len(parts))
         self.name_lengths = {w: tuple(sorted(ls, reverse=True)) for w, ls in lengths.items()}
         self.first_words = frozenset(self.name_lengths)
+
+    @staticmethod
+    def _regency_named(name: str, regency_by_name: dict) -> "Place | None":
+        return regency_by_name.get(name) or find_regency(name)
 
     # -- structured fields ------------------------------------------------------------------------
     def from_fields(self, location) -> Place | None:

@@ -236,3 +236,14 @@ def test_home_region_names_are_resolved_and_checked(model_dir):
         Router.load(model_dir, home_region="Kota Atlantis")
     with pytest.raises(InputValueError):
         Router.load(model_dir, top_k=-1)
+
+
+def test_learnt_places_lie_in_the_regency_the_training_data_gave(router):
+    """The corpus names Antapani with Kota Bandung: the model learns that, so a complaint naming
+    only the kecamatan reaches Bandung's office, not a review queue for a missing place."""
+    place = router.gazetteer.by_name[("district", "antapani")][0]
+    assert (place.regency, place.province) == ("Kota Bandung", "Jawa Barat")
+    p = router.predict("Sampah menumpuk di pinggir jalan Antapani sudah seminggu tidak diangkut")
+    assert p.jurisdiction.name == "Antapani" and p.jurisdiction.regency == "Kota Bandung"
+    assert p.routed_to == "Dinas Lingkungan Hidup Kota Bandung"
+    assert "place_not_found" not in p.review_reasons

@@ -64,10 +64,12 @@ def topic_agency_counts(examples: list[Example]) -> dict:
 
 def agency_places(examples: list[Example]) -> tuple[dict, dict]:
     """Which agency types are place-bound (``{type: {"serves": level, "template": ...}}``) and
-    the places the data names (``{level: [names]}`` plus village -> district)."""
+    the places the data names (``{level: [names]}``, village -> district, and district/village ->
+    regency where the data gives one))."""
     levels: dict[str, Counter] = defaultdict(Counter)
     places: dict[str, set] = defaultdict(set)
     village_district: dict[str, str] = {}
+    place_regency: dict[str, set] = defaultdict(set)  # district/village -> regencies given with it
     for e in examples:
         if e.agency is None:
             continue
@@ -80,6 +82,10 @@ def agency_places(examples: list[Example]) -> tuple[dict, dict]:
                 places[lvl].add(e.location[lvl].strip())
         if e.location.get("village") and e.location.get("district"):
             village_district[e.location["village"].strip()] = e.location["district"].strip()
+        if e.location.get("regency"):
+            for lvl in ("district", "village"):
+                if e.location.get(lvl):
+                    place_regency[e.location[lvl].strip()].add(e.location["regency"].strip())
     types = {}
     for t, c in levels.items():
         level, n = c.most_common(1)[0]
@@ -87,8 +93,12 @@ def agency_places(examples: list[Example]) -> tuple[dict, dict]:
             types[t] = {"serves": level, "template": f"{t} {{{level}}}"}
         else:
             types[t] = {"serves": "none", "template": t}
+    # Where the data says in which regency a learnt district or village lies (and always the
+    # same one), the router places it there instead of in the model's home region.
     return types, {"places": {k: sorted(v) for k, v in places.items()},
-                   "village_district": village_district}
+                   "village_district": village_district,
+                   "place_regency": {k: next(iter(v)) for k, v in sorted(place_regency.items())
+                                     if len(v) == 1}}
 
 
 def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Columns | None = None,
