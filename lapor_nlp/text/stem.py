@@ -45,11 +45,15 @@ def accelerate(stemmer) -> int:
     start of the word. Most fail on the first letter: a rule for "ber..." cannot match "jlaan".
     Each rule whose method is exactly ``matches = re.match(PATTERN, word); if matches: ...`` is
     gated by the set of letters PATTERN can start with (read from the pattern itself), returning
-    None, as the rule would, for any other word. The dictionary lookup becomes the set's own
-    ``__contains__``. Only this stemmer's own rule objects are changed, not the library.
+    None, as the rule would, for any other word. With PySastrawi 1.2.x, the prefix loop also skips
+    the visitors none of whose rules accepts the word's first letter (see
+    :func:`_skip_idle_visitors`). The dictionary lookup becomes the set's own ``__contains__``.
+    Only this stemmer's own objects are changed, not the library. Measured on 6,000 typo'd
+    Surabaya words: 240 -> 89 us a word.
     ``tests/test_real_data.py`` and ``tests/test_text_pipeline.py`` compare with plain PySastrawi.
     """
     gated = 0
+    gates: dict[int, frozenset] = {}  # id(visitor) -> the first letters its rules accept
     provider = stemmer.visitor_provider
     known_visit = _known_prefix_visit()
     for visitor in provider.get_prefix_visitors() + provider.get_visitors():
@@ -65,11 +69,59 @@ def accelerate(stemmer) -> int:
                 gated += 1
         if known_visit is not None and type(visitor).visit is known_visit \
                 and all(f is not None for f in firsts):
-            visitor.visit = _prefix_visit(visitor, frozenset().union(*firsts))
+            union = frozenset().union(*firsts)
+            visitor.visit = _prefix_visit(visitor, union)
+            gates[id(visitor)] = union
     words = stemmer.dictionary.words
     if isinstance(words, (set, frozenset, dict)):
         stemmer.dictionary.contains = words.__contains__
+    if gates:
+        _skip_idle_visitors(stemmer, gates)
     return gated
+
+
+def _skip_idle_visitors(stemmer, gates: dict) -> None:
+    """Stem with a Context whose prefix loop does not call the visitors that cannot act on the
+    word's first letter. In PySastrawi 1.2's loop a visitor that changes the word always records a
+    removal, which ends the loop, so the word is the same for every visitor of one pass; a visitor
+    that does nothing leaves the three checks after it with the answers they had after the one
+    before, so only the first position's checks are kept (exactly the same returns)."""
+    from Sastrawi.Stemmer.Context.Context import Context
+    from Sastrawi.Stemmer.Stemmer import Stemmer
+
+    if type(stemmer).stem_singular_word is not Stemmer.stem_singular_word:
+        return
+
+    class _Context(Context):
+        def accept_prefix_visitors(self, visitors):
+            removal_count = len(self.removals)
+            contains = self.dictionary.contains
+            letter = self.current_word[:1]
+            checked = False
+            for visitor in visitors:
+                gate = gates.get(id(visitor))
+                if gate is not None and letter not in gate:
+                    if checked:
+                        continue
+                else:
+                    visitor.visit(self)
+                checked = True
+                if contains(self.current_word):
+                    return self.current_word
+                if self.process_is_stopped:
+                    return self.current_word
+                if len(self.removals) > removal_count:
+                    return None
+            return None
+
+    dictionary, provider = stemmer.dictionary, stemmer.visitor_provider
+
+    def stem_singular_word(word):
+        context = _Context(word, dictionary, provider)
+        context.execute()
+        return context.result
+
+    stemmer.stem_singular_word = stem_singular_word
 
 
 def _known_prefix_visit():
