@@ -28,9 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("LAPOR_SHARED_DATA", REPO.parent / "shared" / "data"))
-SOURCE = SHARED / "surabaya" / "complaints_2022.csv"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _data import REPO, SURABAYA, surabaya_rows  # noqa: E402
+
 TARGET_ROWS_S = 15_000
 TARGET_SPEEDUP = 1.6
 TARGET_RSS = 1 << 30
@@ -54,8 +54,7 @@ def _typo(word: str, rng: random.Random) -> str:
 
 
 def build_backlog(path: Path, n_rows: int, *, typo_rate: float = 0.03, seed: int = 0) -> dict:
-    with SOURCE.open(encoding="utf-8", newline="") as fh:
-        src = [r for r in csv.DictReader(fh) if r.get("text", "").strip()]
+    src = [r for r in surabaya_rows() if r.get("text", "").strip()]
     rng = random.Random(seed)
     sentences = [_SENT.split(r["text"].strip()) for r in src]
 
@@ -152,7 +151,7 @@ class _NullRouter:
                 for _ in items]
 
 
-def machinery_ceiling(backlog: Path, out: Path, chunk_size: int) -> float:
+def machinery_ceiling(backlog: Path, out: Path, chunk_size: int, model_dir: str) -> float:
     """rows/s of the batch machinery alone (jobs=1, in this process, the router replaced)."""
     import lapor_nlp.batch as batch
 
@@ -160,13 +159,11 @@ def machinery_ceiling(backlog: Path, out: Path, chunk_size: int) -> float:
     batch.get_router = lambda model_dir, options=None: _NullRouter()
     try:
         t = time.perf_counter()
-        s = batch.classify_file(backlog, out, model_dir=_MODEL[0], jobs=1, chunk_size=chunk_size, progress=False)
+        s = batch.classify_file(backlog, out, model_dir=model_dir, jobs=1, chunk_size=chunk_size, progress=False)
         return s.rows_read / (time.perf_counter() - t)
     finally:
         batch.get_router = real
 
-
-_MODEL: list = [None]
 
 
 def main(argv=None) -> int:
@@ -182,8 +179,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-ceiling", action="store_true", help="skip the machinery-only measurement")
     ap.add_argument("--keep", default=None, help="keep the backlog and outputs in this directory")
     a = ap.parse_args(argv)
-    if not SOURCE.exists():
-        print(f"bench/batch.py: {SOURCE} is absent. It lives beside the checkout (../shared/data), "
+    if not SURABAYA.exists():
+        print(f"bench/batch.py: {SURABAYA} is absent. It lives beside the checkout (../shared/data), "
               "never in the repo; set LAPOR_SHARED_DATA to its directory.", file=sys.stderr)
         return 2
     try:
@@ -207,9 +204,8 @@ def main(argv=None) -> int:
               f"row over the last 10%: {info['new_words_per_row_last_10pct']} (the real 2022 data over "
               f"its last 10%: {info['real_data_new_words_per_row_last_10pct']})")
         print(f"cpu cores: {os.cpu_count()}  model: {model}")
-        _MODEL[0] = model
         if not a.no_ceiling:
-            ceiling = machinery_ceiling(backlog, tmp / "null.csv", a.chunk_size)
+            ceiling = machinery_ceiling(backlog, tmp / "null.csv", a.chunk_size, model)
             print(f"batch machinery alone (read CSV, chunk, format, write, join; router replaced by a "
                   f"constant): {ceiling:,.0f} rows/s")
         results = {}

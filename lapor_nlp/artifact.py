@@ -37,6 +37,11 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
 
+def model_version(manifest: dict) -> str:
+    """The version string of a model: library version + the start of its weights' sha256."""
+    return f"{manifest.get('lapor_nlp_version', '?')}+{manifest['files']['model.npz'][:12]}"
+
+
 def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=False), encoding="utf-8")
 

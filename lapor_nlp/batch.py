@@ -48,7 +48,7 @@ from typing import Any
 
 from .errors import BatchCheckError, BatchInputError, InputTypeError, InputValueError
 from .io import ERROR, LINE, detect_format, iter_rows, undecodable
-from .training.data import Columns
+from .training.data import Columns, _reason_kind, _value
 
 PRED_COLUMNS = ("topic", "topic_score", "agency", "agency_score", "routed_to", "needs_review",
                 "review_reasons", "model_version")
@@ -147,17 +147,6 @@ def choose_prefix(input_columns, prefix: str | None = None) -> str:
     return prefix
 
 
-def _str_value(v) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, float) and v != v:  # NaN from Parquet / pandas
-        return None
-    if isinstance(v, (datetime, date)):
-        v = v.isoformat()
-    v = v if isinstance(v, str) else str(v)
-    return v if v.strip() else None
-
-
 def row_undecodable(row: dict) -> bool:
     for v in row.values():
         if v.__class__ is str and not v.isascii() and undecodable(v):
@@ -170,13 +159,13 @@ def row_item(row: dict, columns: Columns):
     be classified. A text-only row gives a plain ``str`` (the router's fast path)."""
     if row_undecodable(row):
         return None, UNDECODABLE
-    text = _str_value(row.get(columns.text))
+    text = _value(row, columns.text)
     if text is None:
         return None, NO_TEXT
-    title = _str_value(row.get(columns.title)) if columns.title else None
+    title = _value(row, columns.title)
     loc = {}
     for level, col in columns.location().items():
-        v = _str_value(row.get(col))
+        v = _value(row, col)
         if v is not None:
             loc["subdistrict" if level == "village" else level] = v
     if title is None and not loc:
@@ -302,8 +291,6 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows: list[dict]) -> tuple[di
     With ``spec.parts_dir`` set the parts are written there (returns ``(meta, None, None)``);
     otherwise their bytes are returned for the caller to write."""
     n = len(rows)
-    first = rows[0][LINE] if rows else None
-    last = rows[-1][LINE] if rows else None
     pred_names = prediction_names(spec.prefix)
     pred_set = set(pred_names)
     keep, items, rejects = [], [], []
@@ -337,11 +324,10 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows: list[dict]) -> tuple[di
         if vals[2] is not None:
             agencies[vals[2]] += 1
         review += vals[5]
-    if len(rejects) > 1:
-        rejects.sort(key=lambda r: r[0])
+    rejects.sort(key=lambda r: r[0])
 
     meta = {"index": index, "rows": n, "written": len(out_rows), "rejected": len(rejects),
-            "first_line": first, "last_line": last, "needs_review": review,
+            "needs_review": review,
             "agencies": dict(agencies), "model_version": version,
             "reasons": dict(collections.Counter(_reason_kind(r[1]) for r in rejects))}
 
@@ -395,10 +381,6 @@ def _parquet_part(spec: ChunkSpec, cols: list[str], out_rows, out_preds) -> byte
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     return sink.getvalue().to_pybytes()
-
-
-def _reason_kind(reason: str) -> str:
-    return reason.split(":")[0]
 
 
 # -- the work directory ---------------------------------------------------------------------------
@@ -765,15 +747,22 @@ def classify_file(
 
         model_dir = ensure_default_model(quiet=not progress)
     model_key = str(Path(model_dir).resolve()) if model_dir is not None else None
-    if model_key is not None and not dask_mode:
-        from .artifact import verify
+    model_version = None
+    if model_key is not None:
+        from .artifact import model_version as version_of, read_manifest, verify
 
-        verify(model_key)  # a missing or damaged model fails here, not in every worker
-    model_version = _model_version(model_key) if model_key else None
-
+        if not dask_mode:  # a missing or damaged model fails here, not in every worker
+            model_version = version_of(verify(model_key))
+        else:  # the workers check their own copy; this one, if readable, gives the version
+            try:
+                model_version = version_of(read_manifest(model_key))
+            except Exception:  # noqa: BLE001 - unreadable here is not an error on the cluster
+                pass
     router_options = {"home_region": home_region} if home_region else {}
-    if router_options and not dask_mode:
-        get_router(model_key, router_options)  # an unknown region fails here, not in every worker
+    if home_region:
+        from .jurisdiction import require_regency
+
+        require_regency(home_region)  # an unknown region fails here, not in every worker
     spec = ChunkSpec(columns=columns, out_fmt=out_fmt, rej_fmt=rej_fmt, prefix=prefix,
                      input_columns=input_columns, in_fmt=in_fmt, arrow_schema=arrow_schema,
                      router_options=router_options)
@@ -907,15 +896,6 @@ def classify_file(
     return summary
 
 
-def _model_version(model_dir: str) -> str | None:
-    """The version string a Router would report, read from the manifest without loading."""
-    try:
-        m = json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8"))
-        return f"{m.get('lapor_nlp_version', '?')}+{m['files']['model.npz'][:12]}"
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 def _check_resume(parts: Path, manifest: dict, spec: ChunkSpec) -> dict[int, dict]:
     mpath = parts / "manifest.json"
     try:
@@ -942,13 +922,7 @@ def _check_resume(parts: Path, manifest: dict, spec: ChunkSpec) -> dict[int, dic
 
 
 def _final_columns(metas_cols: list[list[str]], fixed: list[str] | None) -> list[str]:
-    if fixed is not None:
-        return list(fixed)
-    seen: dict[str, None] = {}
-    for cols in metas_cols:
-        for c in cols:
-            seen.setdefault(c, None)
-    return list(seen)
+    return list(fixed) if fixed is not None else _union_keys(metas_cols)
 
 
 def _assemble(parts: Path, spec: ChunkSpec, n_chunks: int, out_path: Path, rej_path: Path,

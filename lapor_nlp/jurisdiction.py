@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import compress
 
-from .errors import DependencyError
+from .errors import DependencyError, InputValueError
 from .resources import dataset_path
 
 LEVELS = ("province", "regency", "district", "village")
@@ -131,7 +131,7 @@ class Gazetteer:
         vd = village_district or {}
         own = {}  # learnt place -> the regency the training data put it in
         for name, reg in (place_regency or {}).items():
-            found = self._regency_named(reg, regency_by_name)
+            found = regency_by_name.get(reg) or find_regency(reg)
             if found is not None:
                 own[name] = found
         for level in ("district", "village"):
@@ -162,10 +162,6 @@ class Gazetteer:
             lengths.setdefault(parts[0], set()).add(len(parts))
         self.name_lengths = {w: tuple(sorted(ls, reverse=True)) for w, ls in lengths.items()}
         self.first_words = frozenset(self.name_lengths)
-
-    @staticmethod
-    def _regency_named(name: str, regency_by_name: dict) -> "Place | None":
-        return regency_by_name.get(name) or find_regency(name)
 
     # -- structured fields ------------------------------------------------------------------------
     def from_fields(self, location) -> Place | None:
@@ -244,11 +240,20 @@ def _national() -> "Gazetteer":
 
 
 def find_regency(name: str | None) -> Place | None:
-    """The regency/city a name means ("surabaya", "Kota Surabaya", "kab. sleman"), or None: the
-    one check behind every ``home_region`` option (training, Router, classify, serve)."""
+    """The regency/city a name means ("surabaya", "Kota Surabaya", "kab. sleman"), or None."""
     if not name or not name.strip():
         return None
     return _national()._lookup("regency", name)
+
+
+def require_regency(name: str) -> Place:
+    """The regency/city a ``home_region`` option names, or a clear error: the one check behind
+    that option everywhere (training, Router, classify, serve)."""
+    place = find_regency(name)
+    if place is None:
+        raise InputValueError(f"home_region {name!r} is not a regency or city of the gazetteer; "
+                              "give its name, e.g. 'Kota Surabaya' or 'Kabupaten Sleman'")
+    return place
 
 
 def _consistent(cands, province=None, regency=None, district=None):

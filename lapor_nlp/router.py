@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
-from .artifact import load_model
+from .artifact import load_model, model_version
 from .errors import InputTypeError, InputValueError
-from .jurisdiction import LEVELS, Gazetteer, Place, find_regency, most_specific
+from .jurisdiction import (
+    LEVELS, Gazetteer, Place, find_regency, most_specific, require_regency,
+)
 from .schemas import Complaint, Prediction
 
 log = logging.getLogger("lapor_nlp")
@@ -105,7 +107,7 @@ class Router:
         self.min_known_share = min_known_share
         self.pause_gc = pause_gc
         self.name = manifest.get("name", "model")
-        self.version = f"{manifest.get('lapor_nlp_version', '?')}+{manifest['files']['model.npz'][:12]}"
+        self.version = model_version(manifest)
         self.thresholds = {task: dict(zip(map(str, head.classes_),
                                           (head.thresholds_for(target_precision)
                                            if target_precision else head.thresholds_).tolist()))
@@ -122,13 +124,7 @@ class Router:
         if model_home and model_place is None:
             log.warning("the model's home_region %r is not a regency or city of the gazetteer; "
                         "ignored", model_home)
-        home_place = model_place
-        if home_region:
-            home_place = find_regency(home_region)
-            if home_place is None:
-                raise InputValueError(
-                    f"home_region {home_region!r} is not a regency or city of the gazetteer; "
-                    "give its name, e.g. 'Kota Surabaya' or 'Kabupaten Sleman'")
+        home_place = require_regency(home_region) if home_region else model_place
         # Where the learnt districts and villages lie: in the model's own region when it has one
         # (or where its training rows said), each in the regency its rows gave for a national
         # model such as the default one, and, when such a model serves one portal, all in the
@@ -143,7 +139,6 @@ class Router:
             place_regency=None if portal_only else self.routing.get("place_regency"),
         )
         self._home_place = home_place
-        self.home_regency = home_place.name if home_place else None
         pairs = self.routing.get("topic_agency_counts", {})
         self._pair_share = {t: {a: n / max(sum(c.values()), 1) for a, n in c.items()}
                             for t, c in pairs.items()}
@@ -180,6 +175,11 @@ class Router:
                 else:
                     labels[label] = float(thresholds)
         return merged
+
+    @property
+    def home_regency(self) -> str | None:
+        """The regency/city complaints that name no place are routed to (None: none)."""
+        return self._home_place.name if self._home_place else None
 
     @property
     def labels(self) -> dict[str, list[str]]:

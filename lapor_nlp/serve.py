@@ -53,6 +53,7 @@ from ._version import __version__
 from .errors import (BatchInputError, DataValidationError, InputTypeError, InputValueError,
                      LaporError)
 from .schemas import Complaint, Prediction
+from .text.pii import mask_pii
 
 log = logging.getLogger("lapor_nlp.serve")
 
@@ -480,9 +481,7 @@ def create_app(model_dir: str | Path | None = None, *, api_key: str | None = Non
 
     @app.post("/v1/mask-pii", response_model=MaskResponse, responses=_ERROR_RESPONSES,
               summary="Mask personal data (NIK, phone, email, plate, bank account) in a text")
-    async def mask(req: MaskRequest, request: Request):
-        from .text.pii import mask_pii
-
+    async def mask(req: MaskRequest):
         check_text(req.text, "text")
         return MaskResponse(text=mask_pii(req.text))
 

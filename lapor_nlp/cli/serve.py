@@ -131,12 +131,9 @@ def run(args: argparse.Namespace) -> int:
         model_dir = args.model
     read_manifest(model_dir)  # a clear error (exit 1) before any worker starts
     if args.home_region:
-        from ..errors import InputValueError
-        from ..jurisdiction import find_regency
+        from ..jurisdiction import require_regency
 
-        if find_regency(args.home_region) is None:  # exit 1 here, not in every worker
-            raise InputValueError(f"home_region {args.home_region!r} is not a regency or city of "
-                                  "the gazetteer; give its name, e.g. 'Kota Surabaya'")
+        require_regency(args.home_region)  # an unknown name: exit 1 here, not in every worker
 
     common = dict(host=args.host, port=args.port, log_config=log_config(level), log_level=level,
                   access_log=False, server_header=False, timeout_graceful_shutdown=10,

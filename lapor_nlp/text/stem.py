@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from ..errors import DependencyError
 
@@ -179,6 +180,7 @@ def _gate(disambiguate, first: frozenset):
     return gated
 
 
+@lru_cache(maxsize=None)
 def _first_letters(rule_class) -> frozenset | None:
     """The letters a word must start with for ``rule_class.disambiguate`` to return anything but
     None, or None when that cannot be read off its code with certainty."""

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._version import __version__
-from ..errors import InputValueError
 from ..classifier import ComplaintClassifier
 from .data import Columns, DataReport, Example, handle_rare, load_labelled, split_examples
 from .metrics import evaluate_model, summary_line
@@ -119,13 +118,9 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     """
     t0 = time.perf_counter()
     if home_region:  # checked before any work, stored under its gazetteer name
-        from ..jurisdiction import find_regency
+        from ..jurisdiction import require_regency
 
-        place = find_regency(home_region)
-        if place is None:
-            raise InputValueError(f"home_region {home_region!r} is not a regency or city of the "
-                                  "gazetteer; give its name, e.g. 'Kota Surabaya'")
-        home_region = place.name
+        home_region = require_regency(home_region).name
     columns = columns or Columns()
     progress = _Progress(quiet)
     examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
