@@ -14,6 +14,7 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from itertools import islice
 
 from ..errors import DependencyError
 
@@ -434,13 +435,19 @@ def _first_of(items, sre) -> frozenset | None:
 
 
 def _evict_oldest(cache: dict, size: int) -> None:
-    """Make room for one entry in a FIFO cache bounded at ``size``. Threads may race to evict the
-    same oldest key: ``pop`` with a default and a ``while`` keep that from failing or from
-    letting the cache grow past its bound."""
+    """Make room for one entry in a FIFO cache bounded at ``size``: when it is full, drop its
+    oldest eighth at once. One key at a time would cost a scan over the holes that earlier
+    deletions leave at the front of a dict (microseconds per eviction in a 200,000-entry cache).
+    Threads may race to evict the same keys: ``pop`` with a default and the re-check keep that
+    from failing or from letting the cache grow past its bound."""
     while len(cache) >= size:
         try:
-            cache.pop(next(iter(cache)), None)
-        except (StopIteration, RuntimeError):  # emptied or changed by another thread meanwhile
+            oldest = list(islice(cache, len(cache) - size + 1 + size // 8))
+        except RuntimeError:  # changed by another thread meanwhile: try again
+            continue
+        for key in oldest:
+            cache.pop(key, None)
+        if not oldest:
             break
 
 
