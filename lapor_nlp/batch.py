@@ -47,11 +47,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BatchCheckError, BatchInputError, InputTypeError, InputValueError
-from .io import ERROR, LINE, detect_format, iter_rows, undecodable
+from .io import ERROR, LINE, csv_header, detect_format, iter_rows, undecodable
 from .training.data import Columns, _reason_kind, _value
 
-PRED_COLUMNS = ("topic", "topic_score", "agency", "agency_score", "routed_to", "needs_review",
-                "review_reasons", "model_version")
+#: The prediction columns in output order, each with its kind ("str", "float" or "bool"): the
+#: Parquet (Arrow) and Dask (pandas) column types are derived from it.
+PRED_KINDS = {"topic": "str", "topic_score": "float", "agency": "str", "agency_score": "float",
+              "routed_to": "str", "needs_review": "bool", "review_reasons": "str", "model_version": "str"}
+PRED_COLUMNS = tuple(PRED_KINDS)
 AUTO_PREFIX = "pred_"
 NO_TEXT = "no text"
 UNDECODABLE = "undecodable bytes (not UTF-8)"
@@ -280,9 +283,8 @@ def _csv_part(header: list[str], body: list[list]) -> tuple[str, int]:
 def _pred_arrow_fields(prefix: str):
     import pyarrow as pa
 
-    types = (pa.string(), pa.float64(), pa.string(), pa.float64(), pa.string(), pa.bool_(),
-             pa.string(), pa.string())
-    return [pa.field(n, t) for n, t in zip(prediction_names(prefix), types)]
+    arrow = {"str": pa.string(), "float": pa.float64(), "bool": pa.bool_()}
+    return [pa.field(n, arrow[k]) for n, k in zip(prediction_names(prefix), PRED_KINDS.values())]
 
 
 def run_chunk(router, spec: ChunkSpec, index: int, rows: list[dict]) -> tuple[dict, bytes | None, bytes | None]:
@@ -368,19 +370,31 @@ def _parquet_part(spec: ChunkSpec, cols: list[str], out_rows, out_preds) -> byte
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pfields = _pred_arrow_fields(spec.prefix)
+    schema = _output_arrow_schema(spec, cols)
+    fields = list(schema)
+    in_fields, pfields = fields[:len(cols)], fields[len(cols):]
     if spec.arrow_schema is not None:
-        in_fields = [spec.arrow_schema.field(c) for c in cols]
         arrays = [pa.array([r.get(c) for r in out_rows], type=f.type) for c, f in zip(cols, in_fields)]
     else:  # CSV / JSON Lines input: the input columns are text
-        in_fields = [pa.field(c, pa.string()) for c in cols]
         arrays = [pa.array([None if r.get(c) is None else _cell(r.get(c)) for r in out_rows], type=pa.string())
                   for c in cols]
     arrays += [pa.array([p[i] for p in out_preds], type=f.type) for i, f in enumerate(pfields)]
-    table = pa.Table.from_arrays(arrays, schema=pa.schema(in_fields + pfields))
+    table = pa.Table.from_arrays(arrays, schema=schema)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     return sink.getvalue().to_pybytes()
+
+
+def _output_arrow_schema(spec: ChunkSpec, cols: list[str]):
+    """The output's Arrow schema: the input columns (their own types for Parquet input, text
+    otherwise), then the prediction columns."""
+    import pyarrow as pa
+
+    if spec.arrow_schema is not None:
+        in_fields = [spec.arrow_schema.field(c) for c in cols]
+    else:
+        in_fields = [pa.field(c, pa.string()) for c in cols]
+    return pa.schema(in_fields + _pred_arrow_fields(spec.prefix))
 
 
 # -- the work directory ---------------------------------------------------------------------------
@@ -562,14 +576,7 @@ class _Pool:
 # -- input helpers --------------------------------------------------------------------------------
 def _input_columns(path: Path, fmt: str) -> tuple[list[str] | None, Any]:
     if fmt == "csv":
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
-            try:
-                header = next(csv.reader(fh, delimiter=delimiter))
-            except StopIteration:
-                return [], None
-        return [h.lstrip("\ufeff").strip() for h in header], None
+        return csv_header(path), None
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -1015,12 +1022,7 @@ def _join_parquet(tmp: Path, parts: Path, names, metas, cols: list[str], spec: C
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pfields = _pred_arrow_fields(spec.prefix)
-    if spec.arrow_schema is not None:
-        in_fields = [spec.arrow_schema.field(c) for c in cols]
-    else:
-        in_fields = [pa.field(c, pa.string()) for c in cols]
-    schema = pa.schema(in_fields + pfields)
+    schema = _output_arrow_schema(spec, cols)
     with pq.ParquetWriter(tmp, schema) as writer:
         for n in names:
             table = pq.read_table(parts / n[0])

@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from .batch import (
-    LOADS, UNDECODABLE, ChunkSpec, choose_prefix, get_router, predict_items, prediction_names,
+    LOADS, PRED_KINDS, UNDECODABLE, ChunkSpec, choose_prefix, get_router, predict_items, prediction_names,
     prediction_values, row_item, run_chunk,
 )
 from .errors import BatchInputError, DependencyError
-from .io import ERROR, LINE, detect_format, iter_rows, undecodable
+from .io import ERROR, LINE, csv_delimiter, csv_header, detect_format, iter_rows, undecodable
 from .training.data import Columns
 
 REJECT_COLUMN = "reject_reason"
@@ -130,7 +130,7 @@ def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: st
     import pandas as pd
 
     n = len(pdf)
-    values: list[list[Any]] = [[None] * n for _ in range(len(PRED_DTYPES))]
+    values: list[list[Any]] = [[None] * n for _ in PRED_KINDS]
     reasons: list[str | None] = [None] * n
     if n:
         items, where = [], []
@@ -152,7 +152,8 @@ def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: st
             for col, v in zip(values, prediction_values(rec)):
                 col[i] = v
     out = pdf.drop(columns=[_READ_ERROR]) if _READ_ERROR in pdf.columns else pdf.copy()
-    for name, dtype, col in zip(prediction_names(prefix), PRED_DTYPES, values):
+    for name, kind, col in zip(prediction_names(prefix), PRED_KINDS.values(), values):
+        dtype = _PANDAS_DTYPES[kind]
         if dtype == "float64":
             col = [np.nan if v is None else v for v in col]
         out[name] = pd.Series(col, index=pdf.index, dtype=dtype)
@@ -160,15 +161,7 @@ def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: st
     return out
 
 
-PRED_DTYPES = ("object", "float64", "object", "float64", "object", "boolean", "object", "object")
-
-
-def _csv_header_line(path: str) -> list[str]:
-    import csv
-
-    delimiter = "\t" if path.lower().endswith(".tsv") else ","  # as lapor_nlp.io reads it
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
-        return [h.lstrip("\ufeff").strip() for h in next(csv.reader(fh, delimiter=delimiter), [])]
+_PANDAS_DTYPES = {"str": "object", "float": "float64", "bool": "boolean"}
 
 
 def _read_csv_file(path: str, header: list[str]):
@@ -176,7 +169,7 @@ def _read_csv_file(path: str, header: list[str]):
     row of empty fields whose ``_READ_ERROR`` says which line and why."""
     import pandas as pd
 
-    if _csv_header_line(path) != header:
+    if csv_header(path) != header:
         raise BatchInputError(f"{path}: its header differs from the first file's ({', '.join(header)})")
     records = []
     for row in iter_rows(path, "csv"):
@@ -213,13 +206,13 @@ def _as_dask(data, fmt: str | None, blocksize, chunk_size: int):
             files = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
             if not files:
                 raise BatchInputError(f"no file matches {path}")
-            header = _csv_header_line(files[0])
+            header = csv_header(files[0])
             meta = pd.DataFrame({c: pd.Series(dtype=object) for c in [*header, _READ_ERROR]})
             return dd.from_map(_read_csv_file, files, header=header, meta=meta)
         if fmt == "csv":  # remote storage (s3://, gs://, ...) or blocksize: pandas' reader
             return dd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
                                blocksize=blocksize, encoding="utf-8", encoding_errors="surrogateescape",
-                               sep="\t" if path.lower().endswith(".tsv") else ",")
+                               sep=csv_delimiter(path))
         if fmt == "jsonl":
             return dd.read_json(path, lines=True, blocksize=blocksize, dtype=False)
         return dd.read_parquet(path)

@@ -72,16 +72,38 @@ def iter_rows(path: str | Path, fmt: str | None = None) -> Iterator[dict]:
         yield from _iter_parquet(path)
 
 
-def _iter_csv(path: Path) -> Iterator[dict]:
+def csv_delimiter(path: str | Path) -> str:
+    """Tab for a ``.tsv`` file, comma otherwise: how every CSV reader in the project decides."""
+    return "\t" if str(path).lower().endswith(".tsv") else ","
+
+
+def _open_csv(path: str | Path, *, strict: bool = False):
+    """(file, csv reader) for a CSV/TSV file: UTF-8 with undecodable bytes kept as surrogate
+    escapes, no limit on a field's size (a complaint may be long)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter, strict=True)
+    fh = open(path, encoding="utf-8", errors="surrogateescape", newline="")
+    return fh, csv.reader(fh, delimiter=csv_delimiter(path), strict=strict)
+
+
+def _column_names(header: list[str]) -> list[str]:
+    return [h.lstrip("\ufeff").strip() for h in header]
+
+
+def csv_header(path: str | Path) -> list[str]:
+    """The column names of a CSV/TSV file (``[]`` when it is empty), BOM and spaces stripped."""
+    fh, reader = _open_csv(path)
+    with fh:
+        return _column_names(next(reader, []))
+
+
+def _iter_csv(path: Path) -> Iterator[dict]:
+    fh, reader = _open_csv(path, strict=True)
+    with fh:
         try:
             header = next(reader)
         except StopIteration:
             return
-        header = [h.lstrip("\ufeff").strip() for h in header]
+        header = _column_names(header)
         n = len(header)
         start = reader.line_num + 1
         while True:

@@ -42,17 +42,26 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from .errors import (BatchInputError, DataValidationError, DependencyError, InputTypeError,
+                     InputValueError, LaporError)
+
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import Response
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+except ImportError as exc:  # an optional extra
+    raise DependencyError(f"lapor_nlp.serve needs FastAPI ({exc.name} is missing): "
+                          "pip install 'lapor-nlp[serve]'") from None
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ._version import __version__
-from .errors import (BatchInputError, DataValidationError, InputTypeError, InputValueError,
-                     LaporError)
 from .schemas import Complaint, Prediction
+from .serve_settings import (  # noqa: F401 - ENV_* and read_api_key_file are part of this API
+    ENV_API_KEY, ENV_HOME_REGION, ENV_KEY_FILE, ENV_MAX_BATCH, ENV_MAX_BODY, ENV_MAX_TEXT, ENV_MODEL,
+    ENV_NO_AUTH, MAX_BATCH, MAX_BODY_BYTES, MAX_TEXT_CHARS, find_api_key, read_api_key_file,
+)
 from .text.pii import mask_pii
 
 log = logging.getLogger("lapor_nlp.serve")
@@ -61,16 +70,6 @@ API_KEY_HEADER = "X-API-Key"
 REQUEST_ID_HEADER = "X-Request-ID"
 #: Paths that answer without the API key (orchestrator probes).
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-#: Environment variables read by :func:`app_from_env` (how ``--workers N`` passes settings).
-ENV_MODEL = "LAPOR_NLP_SERVE_MODEL"
-ENV_MAX_BATCH = "LAPOR_NLP_SERVE_MAX_BATCH"
-ENV_MAX_BODY = "LAPOR_NLP_SERVE_MAX_BODY_BYTES"
-ENV_MAX_TEXT = "LAPOR_NLP_SERVE_MAX_TEXT_CHARS"
-ENV_KEY_FILE = "LAPOR_NLP_SERVE_API_KEY_FILE"
-ENV_NO_AUTH = "LAPOR_NLP_SERVE_NO_AUTH"
-ENV_HOME_REGION = "LAPOR_NLP_SERVE_HOME_REGION"
-ENV_API_KEY = "LAPOR_NLP_API_KEY"
-
 _INPUT_ERRORS = (InputTypeError, InputValueError, BatchInputError, DataValidationError)
 _REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:\-]{1,128}").fullmatch
 _PATH_UNSAFE = re.compile(r"[^A-Za-z0-9/_.\-]")
@@ -382,8 +381,8 @@ def model_info(router, limits: dict[str, int]) -> dict:
 
 # -- the app ----------------------------------------------------------------------------------------
 def create_app(model_dir: str | Path | None = None, *, api_key: str | None = None,
-               max_body_bytes: int = 1_000_000, max_batch: int = 256,
-               max_text_chars: int = 20_000, home_region: str | None = None) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, max_batch: int = MAX_BATCH,
+               max_text_chars: int = MAX_TEXT_CHARS, home_region: str | None = None) -> FastAPI:
     """Build the FastAPI app. The model (``model_dir``, or the bundled default model when None) is
     loaded when the app starts (lifespan), once per worker process. ``api_key``: when set, every
     endpoint but ``/healthz`` and ``/readyz`` needs it in the ``X-API-Key`` header.
@@ -523,28 +522,14 @@ def create_app(model_dir: str | Path | None = None, *, api_key: str | None = Non
     return app
 
 
-def read_api_key_file(path: str | Path) -> str:
-    """The key is the file's first line, stripped; an empty file is an error."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputValueError(f"cannot read the API key file {path}: {exc.strerror}") from None
-    key = text.strip().splitlines()[0].strip() if text.strip() else ""
-    if not key:
-        raise InputValueError(f"the API key file {path} is empty")
-    return key
-
-
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory lapor_nlp.serve:app_from_env`` (used by ``--workers N``):
     settings from ``LAPOR_NLP_SERVE_*`` variables, the key from ``LAPOR_NLP_SERVE_API_KEY_FILE`` or
     ``LAPOR_NLP_API_KEY`` (ignored when ``LAPOR_NLP_SERVE_NO_AUTH=1``)."""
     env = os.environ
-    key = None
-    if env.get(ENV_NO_AUTH) != "1":
-        key = read_api_key_file(env[ENV_KEY_FILE]) if env.get(ENV_KEY_FILE) else env.get(ENV_API_KEY) or None
+    key = find_api_key(no_auth=env.get(ENV_NO_AUTH) == "1", key_file=env.get(ENV_KEY_FILE), environ=env)
     return create_app(env.get(ENV_MODEL) or None, api_key=key,
-                      max_body_bytes=int(env.get(ENV_MAX_BODY, 1_000_000)),
-                      max_batch=int(env.get(ENV_MAX_BATCH, 256)),
-                      max_text_chars=int(env.get(ENV_MAX_TEXT, 20_000)),
+                      max_body_bytes=int(env.get(ENV_MAX_BODY, MAX_BODY_BYTES)),
+                      max_batch=int(env.get(ENV_MAX_BATCH, MAX_BATCH)),
+                      max_text_chars=int(env.get(ENV_MAX_TEXT, MAX_TEXT_CHARS)),
                       home_region=env.get(ENV_HOME_REGION) or None)

@@ -446,6 +446,29 @@ def test_missing_fastapi_gives_the_install_hint():
                        timeout=60)
     assert r.returncode == 1
     assert "pip install 'lapor-nlp[serve]'" in r.stderr
+    # imported from Python: the library's typed error, with the same hint
+    code = ("import sys; sys.modules['fastapi'] = None\n"
+            "from lapor_nlp.errors import DependencyError\n"
+            "try:\n    import lapor_nlp.serve\nexcept DependencyError as e:\n    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "pip install 'lapor-nlp[serve]'" in r.stdout, r.stderr[-500:]
+
+
+def test_api_key_sources(tmp_path):
+    from lapor_nlp.errors import InputValueError
+    from lapor_nlp.serve_settings import ENV_API_KEY, find_api_key
+
+    key_file = tmp_path / "key"
+    key_file.write_text("  s3cret \nignored\n", encoding="utf-8")
+    env = {ENV_API_KEY: "from-env"}
+    assert find_api_key(no_auth=False, key_file=key_file, environ=env) == "s3cret"  # file first
+    assert find_api_key(no_auth=False, key_file=None, environ=env) == "from-env"
+    assert find_api_key(no_auth=False, key_file=None, environ={}) is None
+    assert find_api_key(no_auth=True, key_file=key_file, environ=env) is None
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    with pytest.raises(InputValueError, match="empty"):
+        find_api_key(no_auth=False, key_file=tmp_path / "empty", environ={})
 
 
 def test_sigterm_is_a_graceful_exit(model_dir, tmp_path):

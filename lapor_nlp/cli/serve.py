@@ -22,6 +22,8 @@ import signal
 import socket
 import sys
 
+from .. import serve_settings as settings
+
 HELP = "serve predictions over HTTP (FastAPI + uvicorn; pip install 'lapor-nlp[serve]')"
 INSTALL_HINT = "pip install 'lapor-nlp[serve]'"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -50,12 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="file whose first line is the API key (else $LAPOR_NLP_API_KEY)")
     p.add_argument("--no-auth", action="store_true",
                    help="serve without an API key even on a non-loopback address")
-    p.add_argument("--max-batch", type=_positive_int, default=256, metavar="N",
-                   help="most complaints in one /v1/predict/batch request (default 256)")
-    p.add_argument("--max-body-bytes", type=_positive_int, default=1_000_000, metavar="N",
-                   help="largest request body in bytes (default 1000000)")
-    p.add_argument("--max-text-chars", type=_positive_int, default=20_000, metavar="N",
-                   help="longest complaint text in characters; longer ones get a 422 (default 20000)")
+    p.add_argument("--max-batch", type=_positive_int, default=settings.MAX_BATCH, metavar="N",
+                   help="most complaints in one /v1/predict/batch request (default %(default)s)")
+    p.add_argument("--max-body-bytes", type=_positive_int, default=settings.MAX_BODY_BYTES, metavar="N",
+                   help="largest request body in bytes (default %(default)s)")
+    p.add_argument("--max-text-chars", type=_positive_int, default=settings.MAX_TEXT_CHARS, metavar="N",
+                   help="longest complaint text in characters; longer ones get a 422 (default %(default)s)")
     p.add_argument("--home-region", default=None, metavar="NAME",
                    help="the regency/city this portal serves, e.g. 'Kota Surabaya': complaints that "
                         "name no place route to its offices (default: the model's)")
@@ -107,18 +109,13 @@ def run(args: argparse.Namespace) -> int:
     from .. import serve
 
     level = args.log_level or ("warning" if getattr(args, "quiet", False) else "info")
-    if args.no_auth:
-        key = None
-    elif args.api_key_file:
-        key = serve.read_api_key_file(args.api_key_file)
-    else:
-        key = os.environ.get(serve.ENV_API_KEY) or None
+    key = settings.find_api_key(no_auth=args.no_auth, key_file=args.api_key_file)
     if key is None and not args.no_auth and not is_loopback(args.host):
         print(f"lapor-nlp: error: refusing to serve on {args.host} without an API key: give "
-              f"--api-key-file FILE or set {serve.ENV_API_KEY}, or pass --no-auth if a proxy or "
+              f"--api-key-file FILE or set {settings.ENV_API_KEY}, or pass --no-auth if a proxy or "
               "firewall in front of it does the access control", file=sys.stderr)
         return 2
-    if args.no_auth and (args.api_key_file or os.environ.get(serve.ENV_API_KEY)):
+    if args.no_auth and (args.api_key_file or os.environ.get(settings.ENV_API_KEY)):
         print("lapor-nlp: warning: --no-auth: the configured API key is ignored", file=sys.stderr)
 
     from ..artifact import read_manifest
@@ -145,32 +142,30 @@ def run(args: argparse.Namespace) -> int:
         app = serve.create_app(model_dir, api_key=key, max_body_bytes=args.max_body_bytes,
                                max_batch=args.max_batch, max_text_chars=args.max_text_chars,
                                home_region=args.home_region)
-        config = uvicorn.Config(app, **common)
-    else:
-        # Each worker is a fresh process: settings travel in the environment, the key as the
-        # path of its file (or in LAPOR_NLP_API_KEY, where it already was).
-        os.environ.update({
-            serve.ENV_MODEL: model_dir,
-            serve.ENV_MAX_BATCH: str(args.max_batch),
-            serve.ENV_MAX_BODY: str(args.max_body_bytes),
-            serve.ENV_MAX_TEXT: str(args.max_text_chars),
-            serve.ENV_NO_AUTH: "1" if args.no_auth else "0",
-            serve.ENV_HOME_REGION: args.home_region or "",
-        })
-        if args.api_key_file and not args.no_auth:
-            os.environ[serve.ENV_KEY_FILE] = os.path.abspath(args.api_key_file)
-        else:
-            os.environ.pop(serve.ENV_KEY_FILE, None)
-        config = uvicorn.Config("lapor_nlp.serve:app_from_env", factory=True, workers=args.workers,
-                                **common)
-    if args.workers == 1:
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(uvicorn.Config(app, **common))
         # uvicorn re-raises the signal that stopped it once it has shut down; with the default
         # SIGTERM action that would kill the process (status -15) instead of exiting 0.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
         server.run()
         # started stays False when startup failed (the model did not load, the port is taken).
         return 0 if server.started else 1
+
+    # Each worker is a fresh process: settings travel in the environment, the key as the path of
+    # its file (or in LAPOR_NLP_API_KEY, where it already was).
+    os.environ.update({
+        settings.ENV_MODEL: model_dir,
+        settings.ENV_MAX_BATCH: str(args.max_batch),
+        settings.ENV_MAX_BODY: str(args.max_body_bytes),
+        settings.ENV_MAX_TEXT: str(args.max_text_chars),
+        settings.ENV_NO_AUTH: "1" if args.no_auth else "0",
+        settings.ENV_HOME_REGION: args.home_region or "",
+    })
+    if args.api_key_file and not args.no_auth:
+        os.environ[settings.ENV_KEY_FILE] = os.path.abspath(args.api_key_file)
+    else:
+        os.environ.pop(settings.ENV_KEY_FILE, None)
+    config = uvicorn.Config("lapor_nlp.serve:app_from_env", factory=True, workers=args.workers,
+                            **common)
     from uvicorn.supervisors import Multiprocess
 
     # uvicorn's bind_socket() leaves socket.proto at 0, and asyncio only sets TCP_NODELAY on
