@@ -8,7 +8,7 @@ Then runs the CLI with ``--jobs 1`` and ``--jobs 2`` in a fresh process each and
 (wall time of the whole command, start-up and model load included), the speed-up, and the peak RSS
 of the whole process tree (parent + workers, sampled every 50 ms with psutil).
 
-    python bench/batch.py [--rows 200000] [--jobs 1 2] [--model DIR] [--chunk-size 5000]
+    python bench/batch.py [--rows 200000] [--jobs 1 2] [--runs 1] [--model DIR] [--chunk-size 5000]
                           [--home-region "Kota Surabaya"]
 
 Prints figures only, never complaint text.
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _data import REPO, SURABAYA, surabaya_rows  # noqa: E402
+from _data import REPO, SURABAYA, median, surabaya_rows  # noqa: E402
 
 TARGET_ROWS_S = 15_000
 TARGET_SPEEDUP = 1.6
@@ -176,6 +176,8 @@ def main(argv=None) -> int:
     ap.add_argument("--home-region", default="Kota Surabaya",
                     help="passed to classify: the backlog is Surabaya's (default 'Kota Surabaya'; "
                          "'' for none)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="runs of each --jobs value, interleaved; medians are compared (default 1)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the machinery-only measurement")
     ap.add_argument("--keep", default=None, help="keep the backlog and outputs in this directory")
     a = ap.parse_args(argv)
@@ -208,20 +210,29 @@ def main(argv=None) -> int:
             ceiling = machinery_ceiling(backlog, tmp / "null.csv", a.chunk_size, model)
             print(f"batch machinery alone (read CSV, chunk, format, write, join; router replaced by a "
                   f"constant): {ceiling:,.0f} rows/s")
-        results = {}
-        for jobs in a.jobs:
-            out = tmp / f"out-j{jobs}.csv"
-            region = ["--home-region", a.home_region] if a.home_region else []
-            r = run_cli([str(backlog), "-o", str(out), "--model", model, "--jobs", str(jobs), *region,
-                         "--chunk-size", str(a.chunk_size)])
-            results[jobs] = r
-            s = r["summary"]
-            print(f"--jobs {jobs}: {r['rows_per_s']:,.0f} rows/s end to end ({r['wall_s']:.1f} s wall; "
-                  f"{s['rows_written']:,} written, {s['rows_rejected']:,} rejected, "
-                  f"{100 * s['review_share']:.1f}% need review); peak RSS {r['peak_rss_tree'] / 2**20:,.0f} MiB "
-                  f"(process tree), {r['peak_rss_process'] / 2**20:,.0f} MiB (largest process); "
-                  f"{r['cpu_s']:.0f} CPU-s in all = {r['rows_per_cpu_s']:,.0f} rows per CPU-second; "
-                  f"load average {r['load'][0]:.1f} before, {r['load'][1]:.1f} after")
+        runs: dict[int, list[dict]] = {jobs: [] for jobs in a.jobs}
+        for k in range(a.runs):  # interleaved (1, 2, 1, 2, ...): drifts in host load hit both
+            for jobs in a.jobs:
+                out = tmp / f"out-j{jobs}.csv"
+                region = ["--home-region", a.home_region] if a.home_region else []
+                r = run_cli([str(backlog), "-o", str(out), "--model", model, "--jobs", str(jobs), *region,
+                             "--chunk-size", str(a.chunk_size)])
+                runs[jobs].append(r)
+                s = r["summary"]
+                print(f"--jobs {jobs}{f' (run {k + 1})' if a.runs > 1 else ''}: {r['rows_per_s']:,.0f} rows/s "
+                      f"end to end ({r['wall_s']:.1f} s wall; "
+                      f"{s['rows_written']:,} written, {s['rows_rejected']:,} rejected, "
+                      f"{100 * s['review_share']:.1f}% need review); peak RSS {r['peak_rss_tree'] / 2**20:,.0f} MiB "
+                      f"(process tree), {r['peak_rss_process'] / 2**20:,.0f} MiB (largest process); "
+                      f"{r['cpu_s']:.0f} CPU-s in all = {r['rows_per_cpu_s']:,.0f} rows per CPU-second; "
+                      f"load average {r['load'][0]:.1f} before, {r['load'][1]:.1f} after", flush=True)
+        results = {jobs: {"rows_per_s": median([r["rows_per_s"] for r in rs]),
+                          "rows_per_cpu_s": median([r["rows_per_cpu_s"] for r in rs]),
+                          "peak_rss_tree": max(r["peak_rss_tree"] for r in rs),
+                          "load": rs[-1]["load"]} for jobs, rs in runs.items()}
+        if a.runs > 1:
+            print(f"medians of {a.runs} runs: " + ", ".join(
+                f"--jobs {j}: {r['rows_per_s']:,.0f} rows/s" for j, r in results.items()))
         if len(results) >= 2 and 1 in results and 2 in results:
             a1 = results[1]["rows_per_s"]
             a2 = results[2]["rows_per_s"]
