@@ -6,7 +6,8 @@
   reset before each pass, so each pass is comparable to "cold"; a second, warm pass is shown too).
 
 Prints docs/s (median of --repeats passes) and the ratios. Targets: warm >= 30,000 docs/s and
->= 100x plain PySastrawi.
+>= 100x plain PySastrawi. Then the cost of one cache miss: microseconds to stem an unseen (typo'd)
+word with plain PySastrawi and with the accelerated stemmer (``lapor_nlp.text.stem.accelerate``).
 
     python bench/preprocess.py [--repeats 5]
 """
@@ -37,6 +38,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--uncached-sample", type=int, default=1500)
+    ap.add_argument("--typo-words", type=int, default=3000,
+                    help="typo'd words for the cost of a cache miss (0: skip)")
     args = ap.parse_args()
     from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
 
@@ -73,6 +76,41 @@ def main() -> None:
           f"{warm / plain_nocache:,.0f}x")
     print(f"target warm >= 30,000 docs/s: {'met' if warm >= 30_000 else 'NOT met'}; "
           f"target >= 100x PySastrawi: {'met' if warm / plain >= 100 else 'NOT met'}")
+    if args.typo_words:
+        unseen_word_cost(texts, args.typo_words, args.repeats)
+
+
+def unseen_word_cost(texts, n_words: int, repeats: int) -> None:
+    """What a cache miss costs: stemming typo'd corpus words (new to any cache) with plain
+    PySastrawi and with the accelerated stemmer the Preprocessor uses, a fresh stemmer per pass,
+    passes interleaved; the stems are compared too."""
+    import random
+    import re
+
+    from batch import _typo  # bench/batch.py: the same typos its backlog gets
+
+    from lapor_nlp.text.stem import accelerate, create_sastrawi_stemmer
+
+    rng = random.Random(1)
+    vocab = sorted({w for t in texts for w in re.findall(r"[a-z]{4,}", t.lower())})
+    words = [_typo(w, rng) for w in rng.sample(vocab, min(n_words, len(vocab)))]
+
+    def fast():
+        stemmer = create_sastrawi_stemmer()
+        accelerate(stemmer)
+        return stemmer
+
+    costs: dict[str, list[float]] = {"plain": [], "accelerated": []}
+    stems = {}
+    for _ in range(max(1, min(repeats, 3))):
+        for name, make in (("plain", create_sastrawi_stemmer), ("accelerated", fast)):
+            stemmer = make()
+            t = time.perf_counter()
+            stems[name] = [stemmer.stem(w) for w in words]
+            costs[name].append((time.perf_counter() - t) / len(words) * 1e6)
+    p, f = median(costs["plain"]), median(costs["accelerated"])
+    print(f"stemming an unseen (typo'd) word, {len(words):,} words: PySastrawi {p:,.0f} us, "
+          f"accelerated {f:,.0f} us ({p / f:.1f}x); same stems: {stems['plain'] == stems['accelerated']}")
 
 
 if __name__ == "__main__":

@@ -259,3 +259,17 @@ def test_precompiled_re_answers_as_re_does():
         assert fast.sub(pattern, "", word, count=1) == re.sub(pattern, "", word, count=1)
     assert len(fast._compiled) == 2  # bounded
     assert fast.IGNORECASE is re.IGNORECASE
+
+
+def test_clear_cache_forgets_everything_learnt_while_running():
+    """clear_cache() is a cold start (bench/preprocess.py measures one): the token and stem
+    caches and the stemmer's memo of prefix passes are all emptied, and the tokens stay the same."""
+    pre = Preprocessor()
+    text = "Pembangunanya jalam rusakk, dikerjakanya kapan?"
+    want = pre.tokens(text)
+    stemmer = pre._stemmer
+    assert len(pre._token_cache) and len(stemmer) and len(stemmer._stemmer.prefix_pass_memo)
+    pre.clear_cache()
+    assert not pre._token_cache and not pre._tokens_of and not len(stemmer)
+    assert not stemmer._stemmer.prefix_pass_memo
+    assert pre.tokens(text) == want

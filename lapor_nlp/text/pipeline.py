@@ -229,7 +229,7 @@ class Preprocessor:
         self._token_cache.clear()
         self._tokens_of.clear()
         if self._stemmer is not None:
-            self._stemmer._cache.clear()
+            self._stemmer.clear_cache()
 
     def get_params(self) -> dict[str, Any]:
         return {

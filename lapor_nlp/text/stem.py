@@ -194,6 +194,7 @@ def _skip_idle_visitors(stemmer, gates: dict, memo_size: int = 8192) -> None:
         return bool(visitors) and (not active or active[0] is not visitors[0]), active
 
     dictionary, provider = stemmer.dictionary, stemmer.visitor_provider
+    stemmer.prefix_pass_memo = memo  # emptied by SastrawiStemmer.clear_cache (a truly cold start)
 
     def stem_singular_word(word):
         context = _Context(word, dictionary, provider)
@@ -477,6 +478,13 @@ class SastrawiStemmer:
 
     def __call__(self, tokens: Iterable[str]) -> list[str]:
         return [self.word(t) for t in tokens]
+
+    def clear_cache(self) -> None:
+        """Forget every stem, and what :func:`accelerate` remembers of prefix passes."""
+        self._cache.clear()
+        memo = getattr(self._stemmer, "prefix_pass_memo", None)
+        if memo is not None:
+            memo.clear()
 
     def export_cache(self) -> dict[str, str]:
         """A copy of the cache, to be saved with a model (``{word: stem}``)."""
