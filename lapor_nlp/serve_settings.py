@@ -44,10 +44,11 @@ def read_api_key_file(path: str | Path) -> str:
 
 
 def find_api_key(*, no_auth: bool, key_file: str | Path | None,
-                 environ: Mapping[str, str] = os.environ) -> str | None:
-    """The API key to require: none with ``no_auth``, else the key file's, else ``$LAPOR_NLP_API_KEY``."""
+                 environ: Mapping[str, str] | None = None) -> str | None:
+    """The API key to require: none with ``no_auth``, else the key file's, else
+    ``$LAPOR_NLP_API_KEY`` (from ``environ``, default the process environment)."""
     if no_auth:
         return None
     if key_file:
         return read_api_key_file(key_file)
-    return environ.get(ENV_API_KEY) or None
+    return (os.environ if environ is None else environ).get(ENV_API_KEY) or None
