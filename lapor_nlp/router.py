@@ -108,13 +108,13 @@ class Router:
         self.pause_gc = pause_gc
         self.name = manifest.get("name", "model")
         self.version = model_version(manifest)
-        self.thresholds = {task: dict(zip(map(str, head.classes_),
+        self._labels = {task: [str(c) for c in head.classes_] for task, head in model.heads_.items()}
+        self.thresholds = {task: dict(zip(self._labels[task],
                                           (head.thresholds_for(target_precision)
                                            if target_precision else head.thresholds_).tolist()))
                            for task, head in model.heads_.items()}
         if thresholds is not None:
             self.thresholds = self._merge_thresholds(thresholds)
-        self._labels = {task: [str(c) for c in head.classes_] for task, head in model.heads_.items()}
         self.agency_types: dict = self.routing.get("agency_types", {})
         self.label_names: dict = self.routing.get("label_names", {})
         # home_region says where a complaint that names no place goes, and which of several

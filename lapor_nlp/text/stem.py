@@ -54,7 +54,7 @@ def accelerate(stemmer) -> int:
       start with (read from the pattern itself), returning None, as the rule would, for any other
       word; the prefix loop calls only the visitors whose rules accept the word's first letter.
     - A pass of the prefix loop is remembered by the word it started from (it is run on the same
-      word 2-3 times per unseen word) -- see :func:`_skip_idle_visitors`.
+      word 2-3 times per unseen word) -- see :func:`_fast_prefix_loop`.
     - The rules' ``re.match(PATTERN, ...)`` use patterns compiled once (:class:`_PrecompiledRe`),
       and the removed affix is found with ``str.replace`` instead of compiling the remaining word
       as a pattern (:func:`_prefix_visit`, :func:`_affix_visit`).
@@ -100,7 +100,7 @@ def accelerate(stemmer) -> int:
     if isinstance(words, (set, frozenset, dict)):
         stemmer.dictionary.contains = words.__contains__
     if gates:
-        _skip_idle_visitors(stemmer, gates)
+        _fast_prefix_loop(stemmer, gates)
     _plain_words_skip_normalizing(stemmer)
     return gated
 
@@ -126,7 +126,7 @@ def _plain_words_skip_normalizing(stemmer) -> None:
     stemmer.stem = stem
 
 
-def _skip_idle_visitors(stemmer, gates: dict, memo_size: int = 8192) -> None:
+def _fast_prefix_loop(stemmer, gates: dict, memo_size: int = 8192) -> None:
     """Stem with a Context whose prefix loop (1) does not call the visitors that cannot act on the
     word's first letter and (2) remembers the outcome of each pass by the word it started from.
 
@@ -274,10 +274,8 @@ def _affix_kind(visitor) -> str | None:
 
 
 def _affix_visit(visitor, kind: str):
-    """The ``visit`` of PySastrawi 1.2's affix visitors, finding the removed part with
-    ``str.replace`` where they compile the remaining word as a regular expression (a new pattern
-    for nearly every word, so ``re``'s cache does not help: 30-60 us each). For a word of letters,
-    digits and hyphens the two are the same; anything else still goes through ``re.sub``."""
+    """The ``visit`` of PySastrawi 1.2's affix visitors, with the removed part found by
+    :func:`_removed_part`."""
     from Sastrawi.Stemmer.Context.Removal import Removal
 
     remove = visitor.remove
@@ -286,7 +284,7 @@ def _affix_visit(visitor, kind: str):
         word = context.current_word
         result = remove(word)
         if result != word:
-            removed = word.replace(result, "", 1) if _PLAIN(result) else re.sub(result, "", word, count=1)
+            removed = _removed_part(word, result)
             context.add_removal(Removal(visitor, word, result, removed, kind))
             context.current_word = result
     return visit
@@ -311,9 +309,7 @@ def _known_prefix_visit():
 def _prefix_visit(visitor, first: frozenset):
     """``AbstractDisambiguatePrefixRule.visit`` of PySastrawi 1.2 for one visitor, with two exact
     shortcuts: a word whose first letter none of its rules accepts is left as it is (each rule
-    would return None), and the removed part is found with ``str.replace`` instead of compiling
-    the result word as a regular expression (the same thing for a word of letters, digits and
-    hyphens; anything else still goes through ``re.sub``)."""
+    would return None), and the removed part is found by :func:`_removed_part`."""
     from Sastrawi.Stemmer.Context.Removal import Removal
 
     rules = visitor.disambiguators
@@ -330,13 +326,20 @@ def _prefix_visit(visitor, first: frozenset):
                 break
         if result is None:
             return
-        removed = word.replace(result, "", 1) if _PLAIN(result) else re.sub(result, "", word, count=1)
+        removed = _removed_part(word, result)
         context.add_removal(Removal(visitor, word, result, removed, "DP"))
         context.current_word = result
     return visit
 
 
 _PLAIN = re.compile(r"[a-z0-9\-]*").fullmatch  # no character that is special in a pattern
+
+
+def _removed_part(word: str, result: str) -> str:
+    """What PySastrawi records as removed, ``re.sub(result, "", word, count=1)``: the remaining
+    word compiled as a pattern, a new one for nearly every word (30-60 us each, ``re``'s cache
+    does not help). For a word of letters, digits and hyphens it is ``str.replace``."""
+    return word.replace(result, "", 1) if _PLAIN(result) else re.sub(result, "", word, count=1)
 
 
 def _gate(disambiguate, first: frozenset):

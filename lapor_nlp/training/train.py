@@ -64,7 +64,7 @@ def topic_agency_counts(examples: list[Example]) -> dict:
 def agency_places(examples: list[Example]) -> tuple[dict, dict]:
     """Which agency types are place-bound (``{type: {"serves": level, "template": ...}}``) and
     the places the data names (``{level: [names]}``, village -> district, and district/village ->
-    regency where the data gives one))."""
+    regency where the data gives one)."""
     levels: dict[str, Counter] = defaultdict(Counter)
     places: dict[str, set] = defaultdict(set)
     village_district: dict[str, str] = {}
