@@ -243,6 +243,13 @@ def main(argv=None) -> int:
             if os.cpu_count() and os.cpu_count() <= 2 or results[2]["load"][0] > (os.cpu_count() or 1) * 0.5:
                 print("note: wall-clock speed-up needs two otherwise idle cores; this machine has "
                       f"{os.cpu_count()} cores and was loaded (see the load averages above)")
+        if not a.no_ceiling and 1 in results:
+            # What 15,000 rows/s leaves for classifying once reading and writing are paid for.
+            budget = 1e6 / TARGET_ROWS_S - 1e6 / ceiling
+            spent = 1e6 / results[1]["rows_per_s"] - 1e6 / ceiling
+            print(f"--jobs 1 per row: {1e6 / results[1]['rows_per_s']:.1f} us = machinery {1e6 / ceiling:.1f} "
+                  f"+ classification {spent:.1f} us; {TARGET_ROWS_S:,} rows/s leaves "
+                  f"{max(budget, 0):.1f} us a row for classification")
         print("targets: "
               + "; ".join(filter(None, [
                   f"--jobs 1 >= {TARGET_ROWS_S:,} rows/s: "

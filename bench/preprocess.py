@@ -6,7 +6,8 @@
   reset before each pass, so each pass is comparable to "cold"; a second, warm pass is shown too).
 
 Prints docs/s (median of --repeats passes) and the ratios. Targets: warm >= 30,000 docs/s and
->= 100x plain PySastrawi. Then the cost of one cache miss: microseconds to stem an unseen (typo'd)
+>= 100x plain PySastrawi. For scale it also times ``str.split()`` alone on the same texts: the
+least work any Python tokenizer does, and a ceiling for one written in Python. Then the cost of one cache miss: microseconds to stem an unseen (typo'd)
 word with plain PySastrawi and with the accelerated stemmer (``lapor_nlp.text.stem.accelerate``).
 
     python bench/preprocess.py [--repeats 5]
@@ -63,6 +64,8 @@ def main() -> None:
     uncached = stemmer.delegatedStemmer
     sample = texts[: args.uncached_sample]
     plain_nocache = rate(lambda ts: [uncached.stem(t) for t in ts], sample, 1)
+    # The least any pure-Python tokenizer does: cut each text at whitespace (in C, one call).
+    split_only = rate(lambda ts: [t.split() for t in ts], texts, args.repeats)
     print(f"texts: {len(texts)} (Surabaya 2022), one process, median of {args.repeats} passes")
     print(f"{'pipeline':<44}{'docs/s':>12}")
     print(f"{'lapor-nlp Preprocessor, warm':<44}{warm:>12,.0f}")
@@ -76,6 +79,9 @@ def main() -> None:
           f"{warm / plain_nocache:,.0f}x")
     print(f"target warm >= 30,000 docs/s: {'met' if warm >= 30_000 else 'NOT met'}; "
           f"target >= 100x PySastrawi: {'met' if warm / plain >= 100 else 'NOT met'}")
+    print(f"for scale: 100x PySastrawi cold is {100 * plain:,.0f} docs/s ({1e6 / (100 * plain):.1f} us a "
+          f"text); str.split() alone, no other work, gives {split_only:,.0f} docs/s "
+          f"({1e6 / split_only:.1f} us) = {split_only / plain:,.0f}x PySastrawi cold")
     if args.typo_words:
         unseen_word_cost(texts, args.typo_words, args.repeats)
 
