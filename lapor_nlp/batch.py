@@ -47,7 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BatchCheckError, BatchInputError, InputTypeError, InputValueError
-from .io import ERROR, LINE, csv_header, detect_format, iter_rows, undecodable
+from .io import (
+    ERROR, LINE, RAW, check_column_names, csv_header, detect_format, iter_rows, require_file, undecodable,
+)
 from .training.data import Columns, _reason_kind, _value
 
 #: The prediction columns in output order, each with its kind ("str", "float" or "bool"): the
@@ -56,9 +58,13 @@ PRED_KINDS = {"topic": "str", "topic_score": "float", "agency": "str", "agency_s
               "routed_to": "str", "needs_review": "bool", "review_reasons": "str", "model_version": "str"}
 PRED_COLUMNS = tuple(PRED_KINDS)
 AUTO_PREFIX = "pred_"
+# The rejects file: the input line number and the reason, the row's columns, and last the text
+# of a line that could not be parsed at all (empty for a row that was parsed).
+REJECT_LEAD = ("line", "reason")
+REJECT_RAW = "raw_record"
 NO_TEXT = "no text"
 UNDECODABLE = "undecodable bytes (not UTF-8)"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: rejects parts end with raw_record
 _HEAD_BYTES = 1 << 20
 
 
@@ -298,8 +304,8 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows: list[dict]) -> tuple[di
     keep, items, rejects = [], [], []
     for row in rows:
         line = row.pop(LINE)
-        if ERROR in row:
-            rejects.append((line, row[ERROR], {}))
+        if ERROR in row:  # a line that could not be parsed: its raw text goes to the rejects file
+            rejects.append((line, row[ERROR], {RAW: row.get(RAW)}))
             continue
         if spec.input_columns is None and not pred_set.isdisjoint(row):
             clash = ", ".join(sorted(pred_set.intersection(row)))
@@ -350,14 +356,18 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows: list[dict]) -> tuple[di
         data = _parquet_part(spec, cols, out_rows, out_preds)
 
     # the rejects part
-    rcols = spec.input_columns if spec.input_columns is not None else _union_keys(r[2] for r in rejects)
+    rcols = spec.input_columns if spec.input_columns is not None else \
+        [k for k in _union_keys(r[2] for r in rejects) if k != RAW]
     meta["reject_columns"] = rcols
     if spec.rej_fmt == "csv":
-        body = [[line, reason] + [_cell(raw.get(c)) for c in rcols] for line, reason, raw in rejects]
-        text, meta["reject_header_bytes"] = _csv_part(["line", "reason"] + rcols, body)
+        body = [[line, reason] + [_cell(raw.get(c)) for c in rcols] + [raw.get(RAW) or ""]
+                for line, reason, raw in rejects]
+        text, meta["reject_header_bytes"] = _csv_part([*REJECT_LEAD, *rcols, REJECT_RAW], body)
         rdata = text.encode("utf-8", "surrogateescape")  # undecodable input goes back as it came
     else:
-        rdata = "".join(json.dumps({"line": line, "reason": reason, "row": raw}, default=_cell) + "\n"
+        rdata = "".join(json.dumps({"line": line, "reason": reason,
+                                    "row": None if RAW in raw else raw, REJECT_RAW: raw.get(RAW)},
+                                   default=_cell) + "\n"
                         for line, reason, raw in rejects).encode("ascii")
 
     if spec.parts_dir is None:
@@ -581,7 +591,7 @@ def _input_columns(path: Path, fmt: str) -> tuple[list[str] | None, Any]:
         import pyarrow.parquet as pq
 
         schema = pq.ParquetFile(path).schema_arrow
-        return list(schema.names), schema
+        return check_column_names(list(schema.names), path), schema
     return None, None
 
 
@@ -713,8 +723,7 @@ def classify_file(
     in_path, out_path = Path(input), Path(output)
     if log is None:
         log = (lambda msg: print(f"lapor-nlp: {msg}", file=sys.stderr, flush=True)) if progress else (lambda msg: None)
-    if not in_path.is_file():
-        raise BatchInputError(f"input file {in_path} does not exist")
+    require_file(in_path)
     in_fmt = detect_format(in_path, fmt)
     if out_fmt is None:
         try:
@@ -737,6 +746,13 @@ def classify_file(
         raise BatchInputError(
             f"{in_path}: text column {columns.text!r} not found; the file has "
             f"{', '.join(map(repr, known))}. Name it with --text-col.")
+    if input_columns is not None:  # a header lists every column (JSON lines may each have fewer)
+        missing = {f"--{name}-col": col for name, col in asdict(columns).items()
+                   if col and name not in ("text", "topic", "agency") and col not in input_columns}
+        if missing:
+            raise BatchInputError(
+                f"{in_path}: column(s) not found: {', '.join(f'{o} {c!r}' for o, c in missing.items())}; "
+                f"the file has {', '.join(map(repr, input_columns))}")
     auto = prefix is None
     prefix = choose_prefix(known, prefix)
     if auto and prefix:
@@ -945,7 +961,7 @@ def _assemble(parts: Path, spec: ChunkSpec, n_chunks: int, out_path: Path, rej_p
     with open(rtmp, "wb") as out:
         if spec.rej_fmt == "csv":
             _join_csv(out, parts, [(n[1], m["reject_columns"], m["reject_header_bytes"]) for n, m in zip(names, metas)],
-                      ["line", "reason"], rcols, [], surrogates=True)
+                      list(REJECT_LEAD), rcols, [REJECT_RAW], surrogates=True)
         else:
             for n in names:
                 with open(parts / n[1], "rb") as fh:

@@ -18,6 +18,7 @@ from .errors import BatchInputError
 FORMATS = ("csv", "jsonl", "parquet")
 LINE = "__line__"
 ERROR = "__error__"
+RAW = "__raw__"  # the text of a line that could not be parsed, so that a rejects file can keep it
 
 
 def detect_format(path: str | Path, fmt: str | None = None) -> str:
@@ -33,6 +34,28 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
     if ".csv" in suffixes or ".tsv" in suffixes:
         return "csv"
     raise BatchInputError(f"cannot tell the format of {path}; pass --format csv|jsonl|parquet")
+
+
+def require_file(path: str | Path) -> Path:
+    """``path`` as a Path if it is a readable file, else a clear error (the one check behind every
+    reader, so that a missing file or a directory never surfaces as an OSError traceback)."""
+    path = Path(path)
+    if path.is_dir():
+        raise BatchInputError(f"{path} is a directory; give the input file itself")
+    if not path.is_file():
+        raise BatchInputError(f"input file {path} does not exist")
+    return path
+
+
+def check_column_names(names: list[str], path: str | Path) -> list[str]:
+    """Refuse a header that names a column twice: reading its rows as dicts would keep only the
+    last of the two values, silently."""
+    seen: set[str] = set()
+    twice = sorted({n for n in names if n in seen or seen.add(n)})
+    if twice:
+        raise BatchInputError(f"{path}: the header names {', '.join(map(repr, twice))} more than once; "
+                              "rename the repeated column(s)")
+    return names
 
 
 def sha256_file(path: str | Path) -> str:
@@ -59,10 +82,9 @@ def undecodable(value: object) -> bool:
 
 def iter_rows(path: str | Path, fmt: str | None = None) -> Iterator[dict]:
     """Yield each row as a dict with ``__line__``; a line that cannot be parsed yields
-    ``{__line__: n, __error__: reason}`` so that the caller can report it rather than lose it."""
-    path = Path(path)
-    if not path.exists():
-        raise BatchInputError(f"input file {path} does not exist")
+    ``{__line__: n, __error__: reason, __raw__: its text}`` so that the caller can report it, and
+    keep it, rather than lose it."""
+    path = require_file(path)
     fmt = detect_format(path, fmt)
     if fmt == "csv":
         yield from _iter_csv(path)
@@ -77,54 +99,72 @@ def csv_delimiter(path: str | Path) -> str:
     return "\t" if str(path).lower().endswith(".tsv") else ","
 
 
-def _open_csv(path: str | Path, *, strict: bool = False):
+def _open_csv(path: str | Path, *, strict: bool = False, consumed: list[str] | None = None):
     """(file, csv reader) for a CSV/TSV file: UTF-8 with undecodable bytes kept as surrogate
-    escapes, no limit on a field's size (a complaint may be long)."""
+    escapes, no limit on a field's size (a complaint may be long). With ``consumed``, each physical
+    line the reader takes is appended to it (the raw text of a record that fails to parse)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    fh = open(path, encoding="utf-8", errors="surrogateescape", newline="")
-    return fh, csv.reader(fh, delimiter=csv_delimiter(path), strict=strict)
+    fh = open(require_file(path), encoding="utf-8", errors="surrogateescape", newline="")
+    lines = fh if consumed is None else _recording(fh, consumed)
+    return fh, csv.reader(lines, delimiter=csv_delimiter(path), strict=strict)
 
 
-def _column_names(header: list[str]) -> list[str]:
-    return [h.lstrip("\ufeff").strip() for h in header]
+def _recording(lines, into: list[str]):
+    for line in lines:
+        into.append(line)
+        yield line
+
+
+def _column_names(header: list[str], path: str | Path) -> list[str]:
+    return check_column_names([h.lstrip("\ufeff").strip() for h in header], path)
 
 
 def csv_header(path: str | Path) -> list[str]:
-    """The column names of a CSV/TSV file (``[]`` when it is empty), BOM and spaces stripped."""
+    """The column names of a CSV/TSV file (``[]`` when it is empty), BOM and spaces stripped; a
+    name given twice is an error."""
     fh, reader = _open_csv(path)
     with fh:
-        return _column_names(next(reader, []))
+        return _column_names(next(reader, []), path)
 
 
 def _iter_csv(path: Path) -> Iterator[dict]:
-    fh, reader = _open_csv(path, strict=True)
+    consumed: list[str] = []
+    fh, reader = _open_csv(path, strict=True, consumed=consumed)
     with fh:
         try:
             header = next(reader)
         except StopIteration:
             return
-        header = _column_names(header)
+        header = _column_names(header, path)
         n = len(header)
         start = reader.line_num + 1
         while True:
+            consumed.clear()
             try:
                 values = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield {LINE: start, ERROR: f"malformed CSV: {exc}"}
+                yield {LINE: start, ERROR: f"malformed CSV: {exc}", RAW: _raw(consumed)}
                 start = reader.line_num + 1
                 continue
             if not values:
                 start = reader.line_num + 1
                 continue
             if len(values) != n:
-                yield {LINE: start, ERROR: f"malformed CSV: {len(values)} fields, header has {n}"}
+                yield {LINE: start, ERROR: f"malformed CSV: {len(values)} fields, header has {n}",
+                       RAW: _raw(consumed)}
             else:
                 row = dict(zip(header, values))
                 row[LINE] = start
                 yield row
             start = reader.line_num + 1
+
+
+def _raw(lines: list[str]) -> str:
+    """The text of a record as it stood in the file, without its final line break."""
+    text = "".join(lines)
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith(("\n", "\r")) else text
 
 
 def _iter_jsonl(path: Path) -> Iterator[dict]:
@@ -133,15 +173,15 @@ def _iter_jsonl(path: Path) -> Iterator[dict]:
             if not line.strip():
                 continue
             if undecodable(line):
-                yield {LINE: lineno, ERROR: "line is not valid UTF-8"}
+                yield {LINE: lineno, ERROR: "line is not valid UTF-8", RAW: _raw([line])}
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield {LINE: lineno, ERROR: f"malformed JSON: {exc.msg}"}
+                yield {LINE: lineno, ERROR: f"malformed JSON: {exc.msg}", RAW: _raw([line])}
                 continue
             if not isinstance(row, dict):
-                yield {LINE: lineno, ERROR: "a JSON line must be an object"}
+                yield {LINE: lineno, ERROR: "a JSON line must be an object", RAW: _raw([line])}
                 continue
             row[LINE] = lineno
             yield row

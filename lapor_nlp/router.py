@@ -63,7 +63,8 @@ class Router:
     target_precision:
         recompute every label's review threshold for this precision (default: the model's, 0.95).
     thresholds:
-        a float (one threshold for all labels) or ``{label: threshold}`` overriding the model's.
+        a float (one threshold for all labels) or ``{label: threshold}`` overriding the model's;
+        each >= 0 (above 1: always review), and every label named must be one of the model's.
     max_chars:
         longer texts are cut to this many characters and flagged ``truncated`` (default 20,000).
     min_tokens:
@@ -97,6 +98,9 @@ class Router:
             raise InputValueError("max_chars must be at least 1")
         if top_k < 0:
             raise InputValueError("top_k must be at least 0")
+        if target_precision is not None and not (isinstance(target_precision, (int, float))
+                                                 and 0 < target_precision <= 1):
+            raise InputValueError(f"target_precision must be a number in (0, 1], got {target_precision!r}")
         self.model = model
         self.manifest = manifest
         self.routing = routing or {}
@@ -111,7 +115,7 @@ class Router:
         self._labels = {task: [str(c) for c in head.classes_] for task, head in model.heads_.items()}
         self.thresholds = {task: dict(zip(self._labels[task],
                                           (head.thresholds_for(target_precision)
-                                           if target_precision else head.thresholds_).tolist()))
+                                           if target_precision is not None else head.thresholds_).tolist()))
                            for task, head in model.heads_.items()}
         if thresholds is not None:
             self.thresholds = self._merge_thresholds(thresholds)
@@ -165,15 +169,37 @@ class Router:
             routing = json.loads(rpath.read_text(encoding="utf-8"))
         return cls(model, manifest, routing, **options)
 
+    @staticmethod
+    def _threshold_value(value, what: str) -> float:
+        """A review threshold: a number >= 0 (0: never ask for review; above 1: always ask)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise InputTypeError(f"{what} must be a number, got {type(value).__name__}")
+        if not value >= 0:  # negative, or NaN
+            raise InputValueError(f"{what} must be >= 0 (0: never ask for review; above 1: always "
+                                  f"ask), got {value!r}")
+        return float(value)
+
     def _merge_thresholds(self, thresholds) -> dict:
+        """The review thresholds with ``thresholds`` (one number for every label, or
+        ``{label: number}``) laid over them; an unknown label is refused (a typo would otherwise
+        leave the label it meant on its old threshold, silently)."""
+        if isinstance(thresholds, Mapping):
+            known = {label for labels in self.thresholds.values() for label in labels}
+            unknown = sorted(map(str, set(thresholds) - known))
+            if unknown:
+                raise InputValueError(f"thresholds name unknown label(s) {', '.join(map(repr, unknown[:5]))}; "
+                                      f"the model's labels are in Router.labels")
+            thresholds = {k: self._threshold_value(v, f"threshold of {k!r}") for k, v in thresholds.items()}
+        else:
+            thresholds = self._threshold_value(thresholds, "thresholds")
         merged = {task: dict(v) for task, v in self.thresholds.items()}
         for task, labels in merged.items():
             for label in labels:
                 if isinstance(thresholds, Mapping):
                     if label in thresholds:
-                        labels[label] = float(thresholds[label])
+                        labels[label] = thresholds[label]
                 else:
-                    labels[label] = float(thresholds)
+                    labels[label] = thresholds
         return merged
 
     @property

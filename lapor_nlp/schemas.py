@@ -7,7 +7,6 @@ and other languages get the same contract from :func:`json_schemas` (also served
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -101,6 +100,3 @@ def json_schemas() -> dict:
     """JSON Schema of the request and response models, for clients in other languages."""
     return {"Complaint": Complaint.model_json_schema(), "Prediction": Prediction.model_json_schema()}
 
-
-if __name__ == "__main__":  # python -m lapor_nlp.schemas > schemas.json
-    print(json.dumps(json_schemas(), indent=1))

@@ -445,6 +445,8 @@ def create_app(model_dir: str | Path | None = None, *, api_key: str | None = Non
     async def _http_error(request: Request, exc: StarletteHTTPException):
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 400:  # FastAPI could not read the body at all (e.g. not UTF-8)
+            code, message = "malformed_json", "the request body is not valid UTF-8 JSON"
         return _error_response(request, ApiError(exc.status_code, code, message,
                                                  headers=getattr(exc, "headers", None)))
 

@@ -119,13 +119,17 @@ def test_rejects_identity_columns_and_order(messy, reference):
     assert b"\xff\xfe" in raw
     with open(rej_path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
         rej = list(csv.DictReader(fh))
-    assert list(rej[0]) == ["line", "reason"] + HEADER
+    assert list(rej[0]) == ["line", "reason"] + HEADER + ["raw_record"]
     assert {int(r["line"]): r["reason"] for r in rej}.keys() == expected.keys()
     for r in rej:
         assert r["reason"].startswith(expected[int(r["line"])])
     assert [int(r["line"]) for r in rej] == sorted(expected)
     by_id = {r["id"]: r for r in rej if r["id"]}
     assert by_id["E-1"]["note"] == "empty" and by_id["E-2"]["note"] == "blank"
+    # a line that could not be parsed into columns keeps its text, and only such a line has one
+    malformed = [r for r in rej if r["reason"].startswith("malformed")]
+    assert [r["raw_record"] for r in malformed] == ["M-1,too,many,fields,here"]
+    assert all(r["raw_record"] == "" for r in rej if r not in malformed)
 
 
 def test_jobs2_equals_jobs1(messy, reference, model_dir, tmp_path):
@@ -164,6 +168,9 @@ def test_jsonl_and_parquet(model_dir, reference, messy, tmp_path):
     assert [r["line"] for r in rej] == [4, 7, 10, 13]
     assert [r["reason"].split(":")[0] for r in rej] == ["no text", "malformed JSON", "line is not valid UTF-8", "no text"]
     assert rej[0]["row"]["id"] == "J-1" and rej[3]["row"]["judul"] == "no text key"
+    assert rej[1]["row"] is None and rej[1]["raw_record"] == '{"id": "J-2", "text": "broken json'
+    assert rej[2]["raw_record"].encode("utf-8", "surrogateescape") == b'{"id": "J-3", "text": "jalan \xff rusak"}'
+    assert rej[0]["raw_record"] is None
 
     # JSON Lines in, Parquet out: the same predictions
     outp = tmp_path / "out.parquet"
@@ -215,6 +222,22 @@ def test_missing_text_column_is_an_error(model_dir, tmp_path):
     out = tmp_path / "z.csv"
     s = classify_file(src, out, model_dir=model_dir, jobs=1, progress=False, columns=Columns(text="isi", topic=None, agency=None))
     assert s.rows_written == 1
+
+
+def test_unknown_optional_column_and_repeated_header_are_errors(model_dir, tmp_path):
+    src = tmp_path / "x.csv"
+    src.write_text("id,text\n1,jalan rusak\n", encoding="utf-8")
+    with pytest.raises(BatchInputError, match="--regency-col 'kota'"):
+        classify_file(src, tmp_path / "y.csv", model_dir=model_dir, jobs=1, progress=False,
+                      columns=Columns(text="text", topic=None, agency=None, regency="kota"))
+    # the default Columns() names label columns: classify does not need them
+    assert classify_file(src, tmp_path / "z.csv", model_dir=model_dir, jobs=1, progress=False,
+                         columns=Columns()).rows_written == 1
+    twice = tmp_path / "twice.csv"
+    twice.write_text("id,text,text\n1,jalan rusak,lampu mati\n", encoding="utf-8")
+    with pytest.raises(BatchInputError, match="'text' more than once"):
+        classify_file(twice, tmp_path / "w.csv", model_dir=model_dir, jobs=1, progress=False)
+    assert not (tmp_path / "w.csv").exists()
 
 
 def test_home_region_routes_placeless_complaints_and_is_part_of_the_job(model_dir, tmp_path, monkeypatch):

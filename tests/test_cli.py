@@ -20,7 +20,7 @@ def cli(*args, env=None, input=None):
 def test_help_and_version():
     r = cli("--help")
     assert r.returncode == 0
-    for verb in ("predict", "preprocess", "train", "evaluate", "classify", "serve"):
+    for verb in ("predict", "preprocess", "train", "evaluate", "classify", "serve", "schemas"):
         assert verb in r.stdout
     r = cli("--version")
     assert r.returncode == 0 and __version__ in r.stdout
@@ -78,3 +78,56 @@ def test_default_model_is_built_on_first_use(tmp_path):
     assert json.loads(r.stdout)["routed_to"] == "Dinas Lingkungan Hidup Kota Bandung"
     r = cli("-q", "predict", "sampah", env=env)  # second run: cached, nothing on stderr
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_predict_answers_every_stdin_line_and_refuses_bytes_that_are_not_utf8(model_dir):
+    r = cli("-q", "predict", "--model", str(model_dir), "-", input="lampu jalan mati\n\n   \nair pdam mati\n")
+    assert r.returncode == 0, r.stderr
+    preds = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(preds) == 4  # one answer per input line: blank lines are flagged, not skipped
+    assert all("text_too_short" in p["review_reasons"] for p in preds[1:3])
+    for verb in (["predict", "--model", str(model_dir)], ["preprocess", "--json"]):
+        r = subprocess.run([sys.executable, "-m", "lapor_nlp", "-q", *verb, "-"], capture_output=True,
+                           input=b"jalan rusak\nx \xff y\n", timeout=600,
+                           env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+        assert r.returncode == 1
+        assert b"LAPOR-E002" in r.stderr and b"stdin line 2 is not valid UTF-8" in r.stderr
+        assert len(r.stdout.splitlines()) == 1  # the line before it was answered
+
+
+def test_missing_or_directory_input_is_a_clear_error(tmp_path, model_dir):
+    for args in (["train", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "m")],
+                 ["evaluate", "--model", str(model_dir), "--data", str(tmp_path / "nope.csv")],
+                 ["classify", str(tmp_path), "-o", str(tmp_path / "out.csv")]):
+        r = cli("-q", *args)
+        assert r.returncode == 1, args
+        assert "LAPOR-E040" in r.stderr and "Traceback" not in r.stderr
+        assert ("is a directory" if args[0] == "classify" else "does not exist") in r.stderr
+
+
+def test_evaluate_with_no_label_the_model_knows_is_a_clear_error(tmp_path, model_dir):
+    data = tmp_path / "x.csv"
+    data.write_text("id,text,topic\n1,jalan rusak,bukan_topik\n2,lampu mati,bukan_topik\n", encoding="utf-8")
+    r = cli("-q", "evaluate", "--model", str(model_dir), "--data", str(data), "--agency-col", "")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "LAPOR-E010" in r.stderr and "no row of x.csv has a topic label the model knows" in r.stderr
+
+
+def test_schemas_verb_prints_both_json_schemas():
+    r = cli("schemas")
+    assert r.returncode == 0 and r.stderr == ""
+    schemas = json.loads(r.stdout)
+    assert schemas["Complaint"]["required"] == ["text"]
+    assert "needs_review" in schemas["Prediction"]["properties"]
+
+
+def test_a_task_with_no_known_label_is_skipped_with_a_warning_that_quiet_silences(tmp_path, model_dir):
+    data = tmp_path / "x.csv"
+    data.write_text("id,text,topic,agency\n1,lampu jalan mati,bukan_topik,dishub\n"
+                    "2,sampah belum diangkut,bukan_topik,dlh\n", encoding="utf-8")
+    args = ["evaluate", "--model", str(model_dir), "--data", str(data)]
+    loud, quiet = cli(*args), cli("-q", *args)
+    assert loud.returncode == quiet.returncode == 0, loud.stderr
+    assert "topic is not scored" in loud.stderr
+    assert quiet.stderr == ""
+    assert set(json.loads(quiet.stdout)) == {"agency"}

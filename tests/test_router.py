@@ -86,6 +86,25 @@ def test_thresholds_override_at_load_and_per_call(model_dir, router):
                for lab in router.labels["agency"])
 
 
+@pytest.mark.parametrize("thresholds, error", [
+    ("x", InputTypeError), ([0.5], InputTypeError), (True, InputTypeError),
+    (-0.1, InputValueError), (float("nan"), InputValueError),
+    ({"no_such_label": 0.6}, InputValueError), ({"dishub": "high"}, InputTypeError),
+    ({"dishub": -1}, InputValueError),
+])
+def test_bad_thresholds_get_a_typed_error(model_dir, router, thresholds, error):
+    with pytest.raises(error):
+        router.predict("lampu jalan mati", thresholds=thresholds)
+    with pytest.raises(error):
+        Router.load(model_dir, thresholds=thresholds)
+
+
+@pytest.mark.parametrize("tp", [0, 0.0, -3, 1.5, float("nan"), "0.9"])
+def test_target_precision_outside_0_1_is_refused(model_dir, tp):
+    with pytest.raises(InputValueError, match="target_precision"):
+        Router.load(model_dir, target_precision=tp)
+
+
 def test_review_reasons(router):
     assert router.predict("ktp").review_reasons[-1] == "text_too_short"
     p = router.predict("The quick brown fox jumps over the lazy dog near the river bank today")

@@ -210,7 +210,8 @@ def test_openapi_uses_the_python_models(client):
 
 
 # -- bad input --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("body", [b'{"text": "jalan rusak"', b"{text: 1}", b"\xff\xfe{}", b"[1,"])
+@pytest.mark.parametrize("body", [b'{"text": "jalan rusak"', b"{text: 1}", b"\xff\xfe{}", b"[1,",
+                                  b'{"text": "jalan \xff rusak"}'])
 def test_malformed_json_is_a_400(client, body):
     assert_error(post_raw(client, "/v1/predict", body), 400, "malformed_json")
 

@@ -13,7 +13,7 @@ import sys
 from .._version import __version__
 from ..errors import LaporError
 
-VERBS = ("predict", "preprocess", "train", "evaluate", "classify", "serve")
+VERBS = ("predict", "preprocess", "train", "evaluate", "classify", "serve", "schemas")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.ERROR if args.quiet else logging.INFO,  # -q: errors only
         format="lapor-nlp: %(message)s",
         stream=sys.stderr,
     )

@@ -17,7 +17,9 @@ def add_column_arguments(p: argparse.ArgumentParser, labels: bool = True) -> Non
                        help="agency label column (default: agency; '' to train without agencies)")
     g.add_argument("--title-col", default=None, help="title column, joined before the text")
     g.add_argument("--date-col", default=None, help="date column (YYYY-MM-DD...)")
-    g.add_argument("--id-col", default=None, help="id column (duplicates are reported)")
+    g.add_argument("--id-col", default=None,
+                   help="id column (duplicates are reported)" if labels else
+                   "id column (only checked to exist: every input column is kept in the output)")
     for level in ("province", "regency", "district", "village", "address"):
         g.add_argument(f"--{level}-col", default=None, help=f"{level} column (location)")
     p.add_argument("--format", choices=("csv", "jsonl", "parquet"), default=None,

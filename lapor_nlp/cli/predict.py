@@ -1,14 +1,14 @@
 """Classify complaints: topic, responsible agency, the concrete office, and whether a person
 should review the decision. Prints one JSON Prediction per complaint on stdout.
 
-TEXT may be '-' to read one complaint per line from stdin. Without --model, the bundled default
+TEXT may be '-' to read one complaint per line from stdin (UTF-8; one Prediction per line,
+a blank line included). Without --model, the bundled default
 model is used (built from the project's corpus on first use, once per version).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "classify complaints (topic, agency, office, review flag) as JSON"
 
@@ -31,14 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from ..default_model import ensure_default_model
     from ..router import Router
     from ..schemas import Complaint, Location
+    from ._stdin import texts_from
 
     path = args.model or ensure_default_model(quiet=args.quiet)
     router = Router.load(path, target_precision=args.target_precision, home_region=args.home_region)
     location = None
     if args.regency or args.district or args.subdistrict:
         location = Location(regency=args.regency, district=args.district, subdistrict=args.subdistrict)
-    texts = (line.rstrip("\n") for line in sys.stdin if line.strip()) if args.text == "-" else [args.text]
-    for text in texts:
+    for text in texts_from(args.text):  # every stdin line gets its answer, a blank one too
         p = router.predict(Complaint(text=text, location=location))
         print(p.model_dump_json(indent=1 if args.pretty else None))
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 HELP = "show each text-pipeline stage's output for a complaint (debugging aid)"
 
@@ -24,11 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..text import Preprocessor, mask_pii
+    from ._stdin import texts_from
 
     pre = Preprocessor(stem=not args.no_stem, stopwords=not args.no_stopwords,
                        lexicon_files=args.lexicon)
-    texts = (line.rstrip("\n") for line in sys.stdin) if args.text == "-" else [args.text]
-    for text in texts:
+    for text in texts_from(args.text):
         stages = pre.stages(text)
         if not pre.mask_pii:  # never show raw text: the input line itself is masked too
             stages = {"mask_pii": mask_pii(text), **stages}

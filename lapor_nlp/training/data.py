@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..agency import AgencySplitter
 from ..errors import DataValidationError
-from ..io import ERROR, LINE, iter_rows, sha256_file, undecodable
+from ..io import ERROR, LINE, iter_rows, require_file, sha256_file, undecodable
 
 
 @dataclass
@@ -109,7 +109,7 @@ def load_labelled(
     label column in use), a duplicate id. A label column absent from the file is an error."""
     columns = columns or Columns()
     splitter = splitter or AgencySplitter()
-    report = DataReport(source=str(path), sha256=sha256_file(path))
+    report = DataReport(source=str(path), sha256=sha256_file(require_file(path)))
     examples: list[Example] = []
     seen_ids: set[str] = set()
     checked_header = False

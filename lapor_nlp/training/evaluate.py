@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..artifact import load_model
+from ..errors import DataValidationError
 from .data import Columns, load_labelled
 from .metrics import evaluate_model
 from .report import write_report
+
+log = logging.getLogger("lapor_nlp")
 
 
 def evaluate(model_dir: str | Path, data: str | Path, *, columns: Columns | None = None,
@@ -23,6 +27,21 @@ def evaluate(model_dir: str | Path, data: str | Path, *, columns: Columns | None
             setattr(columns, task, None)
     examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
     tasks = [t for t in model.heads_ if getattr(columns, t)]
+    if not tasks:
+        raise DataValidationError("nothing to evaluate: no label column of the model's tasks "
+                                  f"({', '.join(model.heads_)}) is mapped; name one with --topic-col or --agency-col")
+    unscorable = {}
+    for task in tasks:
+        known = set(map(str, model.heads_[task].classes_))
+        if not any(getattr(e, task) is not None and str(getattr(e, task)) in known for e in examples):
+            unscorable[task] = known
+    for task, known in unscorable.items():
+        msg = (f"no row of {Path(data).name} has a {task} label the model knows (it knows {len(known)}, "
+               f"e.g. {', '.join(sorted(known)[:5])})")
+        if len(unscorable) == len(tasks):
+            raise DataValidationError(f"nothing to evaluate: {msg}")
+        log.warning("%s: %s is not scored", msg, task)
+    tasks = [t for t in tasks if t not in unscorable]
     metrics = evaluate_model(model, [e.text for e in examples],
                              {t: [getattr(e, t) for e in examples] for t in tasks})
     if report_dir is not None:
