@@ -914,6 +914,10 @@ def classify_file(
         if executor is not None:
             executor.close(False)
         lock.release()
+        if not ok and not any(parts.glob("part-*.meta.json")):
+            # Failed before finishing any chunk (a cluster that cannot be reached, a model the
+            # workers refuse): nothing to resume, so no work directory to block the next run.
+            shutil.rmtree(parts, ignore_errors=True)
     shutil.rmtree(parts, ignore_errors=True)
     summary.seconds = time.perf_counter() - t0
     return summary

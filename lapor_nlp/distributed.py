@@ -42,11 +42,11 @@ from .batch import (
     prediction_values, row_item, run_chunk,
 )
 from .errors import BatchInputError, DependencyError
-from .io import ERROR, LINE, csv_delimiter, csv_header, detect_format, iter_rows, undecodable
+from .io import ERROR, LINE, csv_delimiter, csv_header, detect_format, iter_rows, require_file, undecodable
 from .training.data import Columns
 
 REJECT_COLUMN = "reject_reason"
-_READ_ERROR = "__read_error__"  # set by _read_csv_file on a line it could not parse; never output
+_READ_ERROR = "__read_error__"  # set by _read_local_file on a line it could not parse; never output
 
 
 def _require():
@@ -164,19 +164,20 @@ def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: st
 _PANDAS_DTYPES = {"str": "object", "float": "float64", "bool": "boolean"}
 
 
-def _read_csv_file(path: str, header: list[str]):
-    """One CSV file as a pandas partition (all columns str); a line that cannot be parsed gives a
-    row of empty fields whose ``_READ_ERROR`` says which line and why."""
+def _read_local_file(path: str, fmt: str, columns: list[str]):
+    """One local CSV or JSON Lines file as a pandas partition, read by the same reader as
+    classify_file; a line that cannot be parsed gives a row of empty fields whose ``_READ_ERROR``
+    says which line and why (instead of failing the whole job)."""
     import pandas as pd
 
-    if csv_header(path) != header:
-        raise BatchInputError(f"{path}: its header differs from the first file's ({', '.join(header)})")
+    if fmt == "csv" and csv_header(path) != columns:
+        raise BatchInputError(f"{path}: its header differs from the first file's ({', '.join(columns)})")
     records = []
-    for row in iter_rows(path, "csv"):
+    for row in iter_rows(path, fmt):
         line = row.pop(LINE)
         err = row.pop(ERROR, None)
         if err is not None:
-            row = dict.fromkeys(header, "")
+            row = dict.fromkeys(columns, "")
             row[_READ_ERROR] = f"line {line}: {err}"
         elif any(map(undecodable, row.values())):
             # Arrow-backed strings cannot hold the escaped bytes: blank those fields, say why.
@@ -185,7 +186,18 @@ def _read_csv_file(path: str, header: list[str]):
         else:
             row[_READ_ERROR] = None
         records.append(row)
-    return pd.DataFrame(records, columns=[*header, _READ_ERROR], dtype=object)
+    return pd.DataFrame(records, columns=[*columns, _READ_ERROR], dtype=object)
+
+
+def _jsonl_columns(files: list[str]) -> list[str]:
+    """Every key of every parsable line, in order of first appearance: a DataFrame needs its
+    columns before the partitions are read, and JSON lines may each hold different keys."""
+    keys: dict[str, None] = {}
+    for path in files:
+        for row in iter_rows(path, "jsonl"):
+            if ERROR not in row:
+                keys.update(dict.fromkeys(k for k in row if k != LINE))
+    return list(keys)
 
 
 def _as_dask(data, fmt: str | None, blocksize, chunk_size: int):
@@ -199,16 +211,18 @@ def _as_dask(data, fmt: str | None, blocksize, chunk_size: int):
     if isinstance(data, (str, Path)):
         path = str(data)
         fmt = detect_format(path, fmt)
-        if fmt == "csv" and blocksize is None and "://" not in path:
+        if fmt in ("csv", "jsonl") and blocksize is None and "://" not in path:
             # Local files: one partition per file, read by the same reader as classify_file, so a
             # malformed line stays a row (empty fields, its reason in reject_reason) instead of
-            # failing the job. Not split at byte offsets: texts may hold quoted newlines.
+            # failing the job. Not split at byte offsets: CSV texts may hold quoted newlines.
             files = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
             if not files:
                 raise BatchInputError(f"no file matches {path}")
-            header = csv_header(files[0])
-            meta = pd.DataFrame({c: pd.Series(dtype=object) for c in [*header, _READ_ERROR]})
-            return dd.from_map(_read_csv_file, files, header=header, meta=meta)
+            for f in files:
+                require_file(f)
+            columns = csv_header(files[0]) if fmt == "csv" else _jsonl_columns(files)
+            meta = pd.DataFrame({c: pd.Series(dtype=object) for c in [*columns, _READ_ERROR]})
+            return dd.from_map(_read_local_file, files, fmt=fmt, columns=columns, meta=meta)
         if fmt == "csv":  # remote storage (s3://, gs://, ...) or blocksize: pandas' reader
             return dd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
                                blocksize=blocksize, encoding="utf-8", encoding_errors="surrogateescape",

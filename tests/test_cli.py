@@ -131,3 +131,16 @@ def test_a_task_with_no_known_label_is_skipped_with_a_warning_that_quiet_silence
     assert "topic is not scored" in loud.stderr
     assert quiet.stderr == ""
     assert set(json.loads(quiet.stdout)) == {"agency"}
+
+
+def test_serve_refuses_a_tampered_model_before_starting(model_dir, tmp_path):
+    pytest.importorskip("uvicorn")
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(model_dir, bad)
+    with open(bad / "model.json", "a", encoding="utf-8") as fh:
+        fh.write(" ")
+    r = cli("serve", "--model", str(bad), "--port", "0")
+    assert r.returncode == 1
+    assert "LAPOR-E030" in r.stderr and "Traceback" not in r.stderr

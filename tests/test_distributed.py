@@ -109,6 +109,42 @@ def test_csv_files_with_bad_lines_lose_no_row(cluster, backlog, local, model_dir
     assert list(ok["agency"]) == [r["agency"] for r in want]
 
 
+def test_jsonl_files_with_bad_lines_lose_no_row(cluster, local, model_dir, tmp_path):
+    """JSON Lines paths: a malformed line, a non-object line and undecodable bytes stay rows with
+    their reason; keys that only later lines have are columns too; the rest equal classify_file."""
+    import json
+
+    from lapor_nlp.distributed import classify
+
+    _, _, want = local
+    good = [json.dumps({"id": r["id"], "text": r["text"], "regency": r["regency"]}).encode() + b"\n"
+            for r in want[:40]]
+    good[5] = json.dumps({"id": want[5]["id"], "text": want[5]["text"], "regency": want[5]["regency"],
+                          "channel": "wa"}).encode() + b"\n"
+    (tmp_path / "a.jsonl").write_bytes(b"".join(good[:20]) + b'{"id": "J-1", "text": \n' + b"[1, 2]\n")
+    (tmp_path / "b.jsonl").write_bytes(b'{"id": "J-2", "text": "jalan \xff rusak"}\n' + b"".join(good[20:]))
+    got = classify(str(tmp_path / "*.jsonl"), model=model_dir).compute()
+    assert list(got.columns) == ["id", "text", "regency", "channel", *PRED_COLUMNS, "reject_reason"]
+    assert len(got) == 43
+    assert sorted(got["reject_reason"].dropna()) == [
+        "line 1: line is not valid UTF-8", "line 21: malformed JSON: Expecting value",
+        "line 22: a JSON line must be an object"]
+    ok = got[got["reject_reason"].isna()]
+    assert list(ok["id"]) == [r["id"] for r in want[:40]]
+    assert list(ok["agency"]) == [r["agency"] for r in want[:40]]
+    assert list(ok["channel"].fillna("")).count("wa") == 1
+
+
+def test_a_cluster_run_that_finishes_no_chunk_leaves_nothing_behind(backlog, model_dir, tmp_path):
+    from lapor_nlp.cli import main
+
+    out = tmp_path / "x.csv"
+    rc = main(["-q", "classify", str(backlog), "-o", str(out), "--model", str(model_dir),
+               "--scheduler", "tcp://127.0.0.1:9"])  # nothing listens there
+    assert rc == 1
+    assert not out.exists() and not output_paths(out, "csv")[1].exists()
+
+
 def test_pandas_input(cluster, local, model_dir):
     import pandas as pd
 

@@ -191,6 +191,65 @@ def test_tampered_or_incompatible_models_are_refused(trained, tmp_path):
         verify(bad)
     with pytest.raises(ModelNotFoundError):
         load_model(tmp_path / "nowhere")
+    # a file replaced by a link to an identical copy outside the directory: not followed
+    shutil.rmtree(bad)
+    shutil.copytree(trained.out_dir, bad)
+    outside = tmp_path / "routing-elsewhere.json"
+    shutil.copy(bad / "routing.json", outside)
+    (bad / "routing.json").unlink()
+    (bad / "routing.json").symlink_to(outside)
+    with pytest.raises(ModelIntegrityError, match="symbolic link"):
+        load_model(bad)
+
+
+def test_evaluate_refuses_to_write_its_report_into_the_model(trained, small_csv):
+    from lapor_nlp.errors import InputValueError
+    from lapor_nlp.training import evaluate
+
+    for report in (trained.out_dir, trained.out_dir / "report"):
+        with pytest.raises(InputValueError, match="model directory"):
+            evaluate(trained.out_dir, small_csv, report_dir=report)
+    verify(trained.out_dir)  # untouched
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"test_size": 1.5}, "InputValueError", "test_size"),
+    ({"test_size": -0.2}, "InputValueError", "test_size"),
+    ({"split_date": "2024-13-45"}, "InputValueError", "split_date"),
+    ({"split_date": "2000-01-01"}, "DataValidationError", "training side is empty"),
+    ({"columns": Columns(id="id", topic=None, agency=None)}, "InputValueError", "nothing to train"),
+    ({"columns": Columns(id="id", date="tanggal"), "split_date": "2024-02-01"}, "DataValidationError",
+     "'tanggal' not found"),
+])
+def test_impossible_training_requests_are_clear_errors(small_csv, tmp_path, kwargs, error, match):
+    import lapor_nlp.errors as errors
+
+    kwargs = {"columns": Columns(id="id", date="date"), **kwargs}
+    with pytest.raises(getattr(errors, error), match=match):
+        train(small_csv, tmp_path / "m", quiet=True, **kwargs)
+    assert not (tmp_path / "m").exists()
+
+
+def test_split_dates_must_be_iso_dates(tmp_path):
+    rows = corpus_rows()[:40]
+    for i, r in enumerate(rows):
+        r["date"] = f"{1 + i % 28:02d}/0{1 + i % 2}/2024"  # DD/MM/YYYY: compared as text, meaningless
+    path = write_csv(tmp_path / "dmy.csv", rows)
+    with pytest.raises(DataValidationError, match="YYYY-MM-DD.*line 2"):
+        train(path, None, columns=Columns(date="date"), split_date="2024-02-01", quiet=True)
+
+
+def test_every_usable_row_is_trained_tested_or_counted_as_dropped(small_csv, tmp_path):
+    import csv
+
+    with open(small_csv, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rows += [dict(rows[0], id="copy1"), dict(rows[1], id="copy2", date="2024-02-28")]  # test copies
+    path = write_csv(tmp_path / "copies.csv", rows)
+    r = train(path, None, columns=Columns(id="id", date="date"), split_date="2024-02-01", quiet=True)
+    d = r.info["data"]
+    assert d["rows_used"] == d["train_rows"] + d["test_rows"] + sum(d["rows_dropped"].values())
+    assert d["rows_dropped"]["test_duplicates_of_train"] >= 1
 
 
 def test_save_refuses_an_unfitted_model(tmp_path):

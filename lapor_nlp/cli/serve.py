@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_auth and (args.api_key_file or os.environ.get(settings.ENV_API_KEY)):
         print("lapor-nlp: warning: --no-auth: the configured API key is ignored", file=sys.stderr)
 
-    from ..artifact import read_manifest
+    from ..artifact import verify
 
     if args.model is None:  # build it once here, not in every worker at the same time
         from ..default_model import ensure_default_model
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         model_dir = str(ensure_default_model(quiet=getattr(args, "quiet", False)))
     else:
         model_dir = args.model
-    read_manifest(model_dir)  # a clear error (exit 1) before any worker starts
+    verify(model_dir)  # a missing, tampered or incompatible model: exit 1 before any worker starts
     if args.home_region:
         from ..jurisdiction import require_regency
 

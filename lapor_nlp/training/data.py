@@ -14,8 +14,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 from ..agency import AgencySplitter
-from ..errors import DataValidationError
-from ..io import ERROR, LINE, iter_rows, require_file, sha256_file, undecodable
+from ..errors import DataValidationError, InputValueError
+from ..io import ERROR, LINE, detect_format, iter_rows, require_file, sha256_file, undecodable
 
 
 @dataclass
@@ -121,8 +121,12 @@ def load_labelled(
             continue
         if not checked_header:
             checked_header = True
-            # Optional columns (title, date, id, location) may be absent from a JSON line.
+            # A CSV or Parquet row holds every column; the optional ones (title, date, id,
+            # location) may be absent from a single JSON line, so only there they are not required.
             wanted = [c for c in (columns.text, columns.topic, columns.agency) if c]
+            if detect_format(path, fmt) != "jsonl":
+                wanted += [c for c in (columns.title, columns.date, columns.id,
+                                       *columns.location().values()) if c]
             missing = [c for c in wanted if c not in row]
             if missing:
                 raise DataValidationError(
@@ -194,6 +198,21 @@ def handle_rare(examples: list[Example], attr: str, min_count: int, policy: str,
     return examples, rare
 
 
+def _is_iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
+def iso_date(text: str, what: str) -> str:
+    """``text`` if it is a YYYY-MM-DD date, else a typed error naming the option."""
+    if not isinstance(text, str) or not _is_iso_date(text):
+        raise InputValueError(f"{what} must be a date written YYYY-MM-DD, got {text!r}")
+    return text
+
+
 def split_examples(examples: list[Example], *, split_date: str | None = None, test_size: float = 0.2,
                    stratify: str | None = "agency", seed: int = 0) -> tuple[list[Example], list[Example]]:
     """Train/test split. With ``split_date`` (YYYY-MM-DD): train before it, test from it (the honest
@@ -201,8 +220,16 @@ def split_examples(examples: list[Example], *, split_date: str | None = None, te
     ``test_size``. Either way an exact-duplicate text never sits on both sides: duplicates are
     removed from the test side (and repeated test texts are kept once)."""
     if split_date:
+        split_date = iso_date(split_date, "split_date")
         if any(e.date is None for e in examples):
             raise DataValidationError("--split-date needs a date for every row (map it with --date-col)")
+        # Dates are compared as text, which is right only for YYYY-MM-DD[...] values: check them.
+        bad = [Problem(e.line, f"date {e.date[:40]!r} is not YYYY-MM-DD", e.id)
+               for e in examples if not _is_iso_date(e.date[:10])]
+        if bad:
+            raise DataValidationError(
+                f"--split-date needs dates written YYYY-MM-DD[ hh:mm]; {len(bad)} row(s) are not, the "
+                f"first at line {bad[0].line} ({bad[0].reason})", bad)
         train = [e for e in examples if e.date[:10] < split_date]
         test = [e for e in examples if e.date[:10] >= split_date]
     else:

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from ..artifact import load_model
-from ..errors import DataValidationError
+from ..errors import DataValidationError, InputValueError
 from .data import Columns, load_labelled
 from .metrics import evaluate_model
 from .report import write_report
@@ -19,6 +19,12 @@ def evaluate(model_dir: str | Path, data: str | Path, *, columns: Columns | None
              ) -> dict:
     """Metrics of the model in ``model_dir`` on ``data`` (labels the model does not know are
     counted apart, in ``n_excluded`` and ``unknown_labels_in_data``)."""
+    if report_dir is not None:  # the model's own files are hashed: a report there would break it
+        model_root, report_root = Path(model_dir).resolve(), Path(report_dir).resolve()
+        if report_root == model_root or model_root in report_root.parents:
+            raise InputValueError(f"the report directory {report_dir} is the model directory or inside "
+                                  "it; writing there would change the model's hashed files. Choose "
+                                  "another --report directory")
     model, manifest = load_model(model_dir)
     columns = columns or Columns(**{k: v for k, v in manifest.get("columns", {}).items()
                                     if k in Columns.__dataclass_fields__})

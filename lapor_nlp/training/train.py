@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .._version import __version__
 from ..classifier import ComplaintClassifier
-from .data import Columns, DataReport, Example, handle_rare, load_labelled, split_examples
+from ..errors import DataValidationError, InputValueError
+from .data import Columns, DataReport, Example, handle_rare, iso_date, load_labelled, split_examples
 from .metrics import evaluate_model, summary_line
 from .report import report_files
 
@@ -117,16 +118,24 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     routing information (agency types and their office templates, label names).
     """
     t0 = time.perf_counter()
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 <= test_size < 1:
+        raise InputValueError(f"test_size must be a share in [0, 1), got {test_size!r}")
+    if split_date is not None:
+        iso_date(split_date, "split_date")
+    columns = columns or Columns()
+    tasks = [t for t in ("topic", "agency") if getattr(columns, t)]
+    if not tasks:
+        raise InputValueError("nothing to train: both label columns are switched off; name a topic "
+                              "and/or agency column (--topic-col, --agency-col)")
     if home_region:  # checked before any work, stored under its gazetteer name
         from ..jurisdiction import require_regency
 
         home_region = require_regency(home_region).name
-    columns = columns or Columns()
     progress = _Progress(quiet)
     examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
     log.info("read %d rows: %d usable, %d rejected %s", report.rows_read, report.rows_used,
              report.rows_rejected, report.rejected_by_reason or "")
-    tasks = [t for t in ("topic", "agency") if getattr(columns, t)]
+    n_usable = len(examples)
     for task in tasks:
         examples, rare_labels = handle_rare(examples, task, min_count, rare)
         if rare_labels:
@@ -138,8 +147,18 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                                            seed=seed)
     else:
         train_ex, test_ex = examples, []
+    # Every usable row is accounted for: trained on, tested on, or dropped (and counted) here.
+    dropped = {"rare_labels": n_usable - len(examples),
+               "test_duplicates_of_train": len(examples) - len(train_ex) - len(test_ex)}
     log.info("train %d, test %d%s", len(train_ex), len(test_ex),
              f" (split at {split_date})" if split_date else "")
+    if not train_ex:
+        raise DataValidationError(
+            "the training side is empty" + (f": every row is dated on or after --split-date {split_date}"
+                                            if split_date else ""))
+    if (split_date or test_size > 0) and not test_ex:
+        log.warning("the test side is empty%s: no metrics and no report files are written",
+                    f" (no row dated on or after {split_date})" if split_date else "")
 
     def fit(exs):
         model = ComplaintClassifier(C=C, ngram_max=ngram_max, min_df=min_df,
@@ -166,7 +185,7 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                  "rows_read": report.rows_read, "rows_used": report.rows_used,
                  "rows_rejected": report.rows_rejected, "rejected_by_reason": report.rejected_by_reason,
                  "rare_labels": report.rare_labels, "train_rows": len(train_ex),
-                 "test_rows": len(test_ex), "refit_all": refit_all,
+                 "test_rows": len(test_ex), "rows_dropped": dropped, "refit_all": refit_all,
                  "split": {"split_date": split_date, "test_size": None if split_date else test_size,
                            "seed": seed}},
         "label_counts": {t: dict(Counter(getattr(e, t) for e in (examples if refit_all else train_ex)
