@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,8 +51,7 @@ def require_file(path: str | Path) -> Path:
 def check_column_names(names: list[str], path: str | Path) -> list[str]:
     """Refuse a header that names a column twice: reading its rows as dicts would keep only the
     last of the two values, silently."""
-    seen: set[str] = set()
-    twice = sorted({n for n in names if n in seen or seen.add(n)})
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
     if twice:
         raise BatchInputError(f"{path}: the header names {', '.join(map(repr, twice))} more than once; "
                               "rename the repeated column(s)")

@@ -98,8 +98,8 @@ class Router:
             raise InputValueError("max_chars must be at least 1")
         if top_k < 0:
             raise InputValueError("top_k must be at least 0")
-        if target_precision is not None and not (isinstance(target_precision, (int, float))
-                                                 and 0 < target_precision <= 1):
+        if target_precision is not None and (isinstance(target_precision, bool) or not (
+                isinstance(target_precision, (int, float)) and 0 < target_precision <= 1)):
             raise InputValueError(f"target_precision must be a number in (0, 1], got {target_precision!r}")
         self.model = model
         self.manifest = manifest

@@ -99,7 +99,7 @@ def test_bad_thresholds_get_a_typed_error(model_dir, router, thresholds, error):
         Router.load(model_dir, thresholds=thresholds)
 
 
-@pytest.mark.parametrize("tp", [0, 0.0, -3, 1.5, float("nan"), "0.9"])
+@pytest.mark.parametrize("tp", [0, 0.0, -3, 1.5, float("nan"), "0.9", True])
 def test_target_precision_outside_0_1_is_refused(model_dir, tp):
     with pytest.raises(InputValueError, match="target_precision"):
         Router.load(model_dir, target_precision=tp)
