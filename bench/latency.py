@@ -3,7 +3,8 @@
 - single ``Router.predict(text)``: p50 and p99 over --n calls (explanation included, as a service
   would return it), after a warm-up pass;
 - ``Router.predict_batch(texts)``: complaints/s over all texts (median of --repeats passes);
-- fastText supervised (bigrams), trained on the same corpus as the router's model, predicting the
+- fastText supervised (bigrams), trained on the bundled corpus (the default model's training data,
+  also when --model names another model: only its predict rate is compared), predicting the
   same texts (``model.predict(list)``), in the same run.
 
     python bench/latency.py [--model DIR] [--n 3000] [--repeats 3]
@@ -73,7 +74,7 @@ def cost_parts(router, texts, repeats) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model directory (default: the bundled model)")
     ap.add_argument("--n", type=int, default=3000, help="single predict calls to time")
     ap.add_argument("--repeats", type=int, default=3)

@@ -130,7 +130,7 @@ def table(title, results, y):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-fasttext", action="store_true")
     ap.add_argument("--task", choices=("agency", "topic", "both"), default="both")
     args = ap.parse_args()

@@ -36,7 +36,7 @@ def rate(fn, texts, repeats, before=None):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--uncached-sample", type=int, default=1500)
     ap.add_argument("--typo-words", type=int, default=3000,

@@ -90,7 +90,7 @@ def rolling_predictions(rows, test, tasks, cadence: int):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cadences", type=int, nargs="+", default=[0, 31, 7],
                     help="days between refits (default: 0 31 7); fitting once (0) is always "
                          "measured first, as the baseline")

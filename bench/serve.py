@@ -239,7 +239,7 @@ def wrk_scenario(base: str, script: str, clients: int, duration: float, warmup: 
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, metavar="DIR",
                     help="model directory (default: the bundled model, built on first use)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per scenario (default 10)")

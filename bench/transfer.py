@@ -24,7 +24,7 @@ MAP = Path(__file__).resolve().parent.parent / "training" / "surabaya_agency_map
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None)
     args = ap.parse_args()
     from sklearn.metrics import f1_score

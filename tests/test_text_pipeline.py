@@ -105,6 +105,47 @@ def test_fast_path_equals_stages_run_one_after_another(preprocessor):
         assert preprocessor.tokens(text) == preprocessor.stages(text)["stem"]
     pre = Preprocessor(stem=False)
     assert pre.tokens("Jalan rusak parah!!! anak2") == list(pre.stages("Jalan rusak parah!!! anak2").values())[-1]
+    # HTML entities escaped twice are unescaped once, on both paths
+    for text in ("Harga &amp;quot;naik&amp;quot;", "Jalan &amp;lt;b&amp;gt;rusak"):
+        assert preprocessor.tokens(text) == preprocessor.stages(text)["stem"]
+
+
+def test_invisible_characters_join_words_and_glued_long_numbers_are_dropped(preprocessor):
+    assert preprocessor.tokens("ja\u200blan rus\u200dak parah") == preprocessor.tokens("jalan rusak parah")
+    # "mohon" is a stopword; the glued numbers are dropped whole
+    assert preprocessor.tokens("telp0215551234 mohon transfer1234567890 jalan") == ["jalan"]
+    assert "rt" in preprocessor.tokens("rt 03 rw 05")  # short numbers next to words stay as they were
+    kept = Preprocessor(keep_numbers=True).tokens("telp0215551234 rt 03")
+    assert "telp0215551234" in kept and "03" in kept
+
+
+def test_scikit_learn_can_clone_and_search_a_preprocessor():
+    from sklearn.base import clone
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(analyzer=Preprocessor(stopwords=False, lexicon_files=()))
+    copy = clone(vec)
+    assert copy.analyzer is not vec.analyzer
+    assert copy.analyzer.get_params() == vec.analyzer.get_params(deep=True)
+    pre = Preprocessor().set_params(stem=False, cache_size=10)
+    assert pre.get_params()["stem"] is False and pre.pipe_names[-1] != "stem"
+    with pytest.raises(InputValueError):
+        pre.set_params(no_such=1)
+
+
+@pytest.mark.parametrize("bad", [{"cache_size": None}, {"cache_size": "10"}, {"cache_size": -1},
+                                 {"min_token_len": "2"}])
+def test_bad_parameters_are_typed_errors(bad):
+    with pytest.raises(InputValueError):
+        Preprocessor(**bad)
+
+
+def test_one_lexicon_path_is_one_file_and_tokens_batch_needs_an_iterable(preprocessor, tmp_path):
+    lex = tmp_path / "lex.tsv"
+    lex.write_text("jln2\tjalan\n", encoding="utf-8")
+    assert Preprocessor(lexicon_files=str(lex)).lexicon_files == (str(lex),)
+    with pytest.raises(InputTypeError):
+        preprocessor.tokens_batch(None)
 
 
 def test_switching_stages_off():

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from ..errors import InputTypeError, InputValueError
+
+# Characters that take no space: soft hyphen, zero-width space/joiners, word joiner, BOM. Inside a
+# word ("ja\u200blan") or a number they must vanish, not split it; NFKC keeps them.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
+
+
+def drop_invisible(text: str) -> str:
+    """``text`` without zero-width and other invisible formatting characters."""
+    return _INVISIBLE.sub("", text)
 
 
 def ensure_text(text: object) -> str:

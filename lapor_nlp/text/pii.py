@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ._input import ensure_text
+from ._input import drop_invisible, ensure_text
 
 PLACEHOLDERS = ("[NIK]", "[TELEPON]", "[EMAIL]", "[PLAT]", "[REKENING]")
 
@@ -37,12 +37,17 @@ _NOT_PLATE_SUFFIX = frozenset(
     "kg km cm mm m rb jt hr th thn rt rw no x jam gr lt kw ons mg ml org km2 bln mgg".split()
 )
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+# The local part is bounded to 64 characters (the most an address may have): unbounded, a long
+# run with an "@" but no domain after it is re-scanned from each of its characters (quadratic:
+# 0.5 s for 20,000 characters, a denial of service for a service that masks what it receives).
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _RUN = re.compile(r"\d[\d().\- ]*\d|\d")
 _REK_CUE = re.compile(r"(?:rekening|rek|norek)\b[^\d\n]{0,25}$", re.IGNORECASE)
 _PLATE_BEFORE = re.compile(r"(?:^|[^A-Za-z0-9])([A-Za-z]{1,2}) ?$")
 _PLATE_AFTER = re.compile(r"^ ?([A-Za-z]{1,3})(?![A-Za-z0-9])")
 _ONLY_DIGITS = str.maketrans("", "", "().- ")
+# Hyphens, figure/en/em dashes and the minus sign, as people type them inside numbers.
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
 
 
 def _classify(run: str, n: int, digits: str, before: str) -> str | None:
@@ -68,12 +73,14 @@ def mask_pii(text: str) -> str:
 
     Non-``str`` input raises :class:`~lapor_nlp.errors.InputTypeError`; bytes must be UTF-8.
     """
-    text = ensure_text(text)
+    text = original = ensure_text(text)
     if not text.isascii():
-        # Full-width digits and other compatibility forms would hide numbers from the scan.
-        text = unicodedata.normalize("NFKC", text)
+        # Full-width digits and other compatibility forms, invisible characters and Unicode
+        # dashes inside a number ("0812\u20133456\u20137890") would hide it from the scan.
+        text = unicodedata.normalize("NFKC", drop_invisible(text)).translate(_DASHES)
+    emails = 0
     if "@" in text:
-        text = _EMAIL.sub("[EMAIL]", text)
+        text, emails = _EMAIL.subn("[EMAIL]", text)
     pieces: list[str] = []
     last = 0
     for m in _RUN.finditer(text):
@@ -105,7 +112,8 @@ def mask_pii(text: str) -> str:
             pieces += (text[last:start], label)
             last = end
     if not pieces:
-        return text
+        # Nothing else found: a text with no PII comes back exactly as it was given.
+        return text if emails else original
     pieces.append(text[last:])
     return "".join(pieces)
 

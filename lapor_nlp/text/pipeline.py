@@ -21,18 +21,23 @@ another.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from .clean import TOKEN_PATTERN, clean, prepare, split_token
+from ..errors import InputTypeError, InputValueError
+from .clean import TOKEN_PATTERN, clean, clean_prepared, prepare, split_token
 from .normalize import Normalizer
 from .pii import PLACEHOLDERS, mask_pii
 from .stem import SastrawiStemmer, _evict_oldest
 from .stopwords import StopwordFilter
 
 PIPE_NAMES = ("mask_pii", "clean", "tokenize", "normalize", "stopwords", "stem")
+# Dropped unless keep_numbers: a number, or a token holding 5+ digits in a row ("telp0215551234",
+# "transfer1234567890"): not a word, and possibly a number the PII scan did not recognise.
+_LONG_DIGITS = re.compile(r"\d{5}")
 _PLACEHOLDER_SET = frozenset(PLACEHOLDERS)
 
 
@@ -48,7 +53,8 @@ class Preprocessor:
     stopword_files:
         extra stopword lists (one word a line).
     keep_numbers:
-        keep tokens made only of digits (off: "rt 03" keeps "rt", drops "03").
+        keep tokens made only of digits (off: "rt 03" keeps "rt", drops "03"), and tokens with
+        five or more digits in a row ("telp0215551234"), which are dropped when off.
     min_token_len:
         drop tokens shorter than this (after stemming).
     cache_size:
@@ -57,7 +63,7 @@ class Preprocessor:
         ``{word: stem}`` to start from (what :meth:`export_stem_cache` returned).
 
     >>> Preprocessor().tokens("Lampu PJU mati sdh 3 hari, tlg diperbaiki")  # doctest: +SKIP
-    ['lampu', 'terang', 'jalan', 'umum', 'mati', 'sudah', 'hari', 'baik']
+    ['lampu', 'terang', 'jalan', 'umum', 'mati', 'baik']
     """
 
     def __init__(
@@ -78,8 +84,12 @@ class Preprocessor:
         self.normalize = normalize
         self.stopwords = stopwords
         self.stem = stem
-        self.lexicon_files = tuple(str(p) for p in lexicon_files)
-        self.stopword_files = tuple(str(p) for p in stopword_files)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise InputValueError(f"cache_size must be a whole number >= 0, got {cache_size!r}")
+        if isinstance(min_token_len, bool) or not isinstance(min_token_len, int) or min_token_len < 0:
+            raise InputValueError(f"min_token_len must be a whole number >= 0, got {min_token_len!r}")
+        self.lexicon_files = _paths(lexicon_files)
+        self.stopword_files = _paths(stopword_files)
         self.keep_numbers = keep_numbers
         self.min_token_len = min_token_len
         self.cache_size = cache_size
@@ -120,7 +130,8 @@ class Preprocessor:
                 out.append(t)
                 continue
             s = self._stemmer.word(t) if self._stemmer is not None else t
-            if len(s) >= self.min_token_len and (self.keep_numbers or not s.isdigit()):
+            if len(s) >= self.min_token_len and (
+                    self.keep_numbers or not (s.isdigit() or _LONG_DIGITS.search(s))):
                 out.append(s)
         return out
 
@@ -161,7 +172,7 @@ class Preprocessor:
         """(final tokens, plain words) of one whitespace-separated chunk."""
         out: list[str] = []
         words: list[str] = []
-        for raw in TOKEN_PATTERN.findall(clean(chunk)):
+        for raw in TOKEN_PATTERN.findall(clean_prepared(chunk)):  # chunks of a prepared text
             out.extend(self._process_raw_token(raw))
             if raw[0] != "[":
                 words.extend(raw.split("-"))
@@ -229,9 +240,9 @@ class Preprocessor:
     def tokens_batch(self, texts: Iterable[str]) -> list[list[str]]:
         """:meth:`tokens` for many texts; a bare ``str`` is refused (it is not a batch)."""
         if isinstance(texts, (str, bytes)):
-            from ..errors import InputTypeError
-
             raise InputTypeError("tokens_batch() takes an iterable of texts, not a single str")
+        if not isinstance(texts, Iterable):
+            raise InputTypeError(f"tokens_batch() takes an iterable of texts, got {type(texts).__name__}")
         tokens = self.tokens
         return [tokens(t) for t in texts]
 
@@ -246,13 +257,23 @@ class Preprocessor:
         if self._stemmer is not None:
             self._stemmer.clear_cache()
 
-    def get_params(self) -> dict[str, Any]:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters (scikit-learn manners: ``clone()`` and grid searches over a
+        ``TfidfVectorizer(analyzer=Preprocessor())`` work; ``deep`` has nothing to descend into)."""
         return {
             "mask_pii": self.mask_pii, "normalize": self.normalize, "stopwords": self.stopwords,
-            "stem": self.stem, "lexicon_files": list(self.lexicon_files),
-            "stopword_files": list(self.stopword_files), "keep_numbers": self.keep_numbers,
+            "stem": self.stem, "lexicon_files": self.lexicon_files,
+            "stopword_files": self.stopword_files, "keep_numbers": self.keep_numbers,
             "min_token_len": self.min_token_len, "cache_size": self.cache_size,
         }
+
+    def set_params(self, **params) -> "Preprocessor":
+        """Change parameters (the stages are rebuilt and the caches emptied); returns self."""
+        unknown = set(params) - set(self.get_params())
+        if unknown:
+            raise InputValueError(f"unknown Preprocessor parameter(s): {', '.join(sorted(unknown))}")
+        self.__init__(**{**self.get_params(), **params})
+        return self
 
     def __getstate__(self):
         # The Sastrawi stemmer holds a 30k-word dictionary: rebuild it on unpickling instead of
@@ -270,3 +291,14 @@ class Preprocessor:
         self.__dict__.update(state)
         if self.stem:
             self._stemmer = SastrawiStemmer(cache_size=self.cache_size, cache=snapshot)
+
+
+def _paths(files) -> tuple[str, ...]:
+    """File parameters as a tuple of str (kept as the same object when it already is one, so that
+    scikit-learn's ``clone`` sees the parameter unchanged); one path alone is one file, not a
+    sequence of characters."""
+    if isinstance(files, tuple) and all(isinstance(f, str) for f in files):
+        return files
+    if isinstance(files, (str, Path)):
+        return (str(files),)
+    return tuple(str(f) for f in files)
