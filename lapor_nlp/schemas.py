@@ -7,9 +7,12 @@ and other languages get the same contract from :func:`json_schemas` (also served
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
 
 Level = Literal["province", "regency", "district", "village"]
 ReviewReason = Literal[
@@ -48,6 +51,15 @@ class Complaint(BaseModel):
     @classmethod
     def _id_as_str(cls, v):
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_written_as_a_date(cls, v):
+        # pydantic would read a number, or a string of digits, as Unix time ("0" -> 1970-01-01):
+        # a complaint's date is a date or an ISO 8601 string.
+        if isinstance(v, (int, float)) or (isinstance(v, str) and not _ISO_DATE.match(v.strip())):
+            raise ValueError("date must be a date or an ISO 8601 string (YYYY-MM-DD[THH:MM[:SS]])")
+        return v
 
     def full_text(self) -> str:
         return f"{self.title}. {self.text}" if self.title else self.text

@@ -266,3 +266,12 @@ def test_learnt_places_lie_in_the_regency_the_training_data_gave(router):
     assert p.jurisdiction.name == "Antapani" and p.jurisdiction.regency == "Kota Bandung"
     assert p.routed_to == "Dinas Lingkungan Hidup Kota Bandung"
     assert "place_not_found" not in p.review_reasons
+
+
+@pytest.mark.parametrize("date", ["0", 1700000000, "05/01/2024", 1.5])
+def test_complaint_dates_are_dates_not_numbers(date):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="ISO 8601"):
+        Complaint(text="jalan rusak", date=date)
+    assert str(Complaint(text="x", date="2024-01-05").date) == "2024-01-05"

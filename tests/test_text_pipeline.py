@@ -314,3 +314,16 @@ def test_clear_cache_forgets_everything_learnt_while_running():
     assert not pre._token_cache and not pre._tokens_of and not len(stemmer)
     assert not stemmer._stemmer.prefix_pass_memo
     assert pre.tokens(text) == want
+
+
+@pytest.mark.parametrize("stage, bad", [("tokenize", None), ("tokenize", 5), ("normalize", "jalan"),
+                                        ("stopwords", None), ("stem", [None]), ("stem", b"x"),
+                                        ("stem", [b"jalan"]), ("normalize", [1])])
+def test_each_stage_refuses_the_wrong_input_type(preprocessor, stage, bad):
+    with pytest.raises(InputTypeError):
+        preprocessor.get_stage(stage)(bad)
+
+
+def test_stages_accept_what_they_document(preprocessor):
+    assert preprocessor.get_stage("tokenize")(b"jalan rusak") == ["jalan", "rusak"]
+    assert preprocessor.get_stage("stem")(("perbaikan", "jalan")) == ["baik", "jalan"]

@@ -84,7 +84,7 @@ def tokenize(text: str) -> list[str]:
     reduces to "anak"); otherwise its parts become tokens ("ktp-el" -> "ktp", "el").
     """
     out: list[str] = []
-    for tok in TOKEN_PATTERN.findall(text):
+    for tok in TOKEN_PATTERN.findall(ensure_text(text)):
         out.extend(split_token(tok))
     return out
 

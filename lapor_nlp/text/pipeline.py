@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputTypeError, InputValueError
-from .clean import TOKEN_PATTERN, clean, clean_prepared, prepare, split_token
+from .clean import TOKEN_PATTERN, clean, clean_prepared, prepare, split_token, tokenize
 from .normalize import Normalizer
 from .pii import PLACEHOLDERS, mask_pii
 from .stem import SastrawiStemmer, _evict_oldest
@@ -113,10 +113,10 @@ class Preprocessor:
         stages: dict[str, Callable[[Any], Any]] = {
             "mask_pii": mask_pii,
             "clean": clean,
-            "tokenize": lambda text: [t for raw in TOKEN_PATTERN.findall(text) for t in split_token(raw)],
-            "normalize": self._normalizer or (lambda toks: list(toks)),
-            "stopwords": self._stopwords or (lambda toks: list(toks)),
-            "stem": self._stem_tokens,
+            "tokenize": tokenize,
+            "normalize": _taking_tokens("normalize", self._normalizer or list),
+            "stopwords": _taking_tokens("stopwords", self._stopwords or list),
+            "stem": _taking_tokens("stem", self._stem_tokens),
         }
         if name not in stages:
             raise KeyError(f"unknown stage {name!r}; stages are {', '.join(PIPE_NAMES)}")
@@ -302,3 +302,17 @@ def _paths(files) -> tuple[str, ...]:
     if isinstance(files, (str, Path)):
         return (str(files),)
     return tuple(str(f) for f in files)
+
+
+def _taking_tokens(name: str, stage: Callable[[list[str]], list[str]]) -> Callable[[Any], list[str]]:
+    """A token stage that refuses what is not a list of str with a typed error (a bare str would
+    otherwise be taken letter by letter, and None or bytes fail inside Sastrawi)."""
+    def run(tokens):
+        if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Iterable):
+            raise InputTypeError(f"stage {name!r} takes a list of tokens, got {type(tokens).__name__}")
+        tokens = list(tokens)
+        for t in tokens:
+            if type(t) is not str:
+                raise InputTypeError(f"stage {name!r} takes tokens that are str, got {type(t).__name__}")
+        return stage(tokens)
+    return run

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from itertools import islice
 
-from ..errors import DependencyError
+from ..errors import DependencyError, InputTypeError
 
 _OLD_SASTRAWI_HELP = (
     "the installed 'Sastrawi' package is the abandoned 'sastrawi' 1.0.1 distribution, whose "
@@ -479,6 +479,8 @@ class SastrawiStemmer:
     def word(self, word: str) -> str:
         stem = self._cache.get(word)
         if stem is None:
+            if type(word) is not str:  # checked on a miss only: a cached word is a str already
+                raise InputTypeError(f"a word to stem must be str, got {type(word).__name__}")
             # stem_word() is what Stemmer.stem() applies to each word once the text is normalised;
             # the public stem() is used so that results equal plain PySastrawi's exactly.
             stem = self._stemmer.stem(word)
