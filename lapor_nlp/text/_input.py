@@ -8,12 +8,17 @@ from ..errors import InputTypeError, InputValueError
 
 # Characters that take no space: soft hyphen, zero-width space/joiners, word joiner, BOM. Inside a
 # word ("ja\u200blan") or a number they must vanish, not split it; NFKC keeps them.
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
+_INVISIBLE_CHARS = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
 
 
 def drop_invisible(text: str) -> str:
     """``text`` without zero-width and other invisible formatting characters."""
-    return _INVISIBLE.sub("", text)
+    # Six `in` tests (a fast scan in C each) cost a tenth of one regex pass over a text that has
+    # none of them, which is nearly every text.
+    if any(c in text for c in _INVISIBLE_CHARS):
+        return _INVISIBLE.sub("", text)
+    return text
 
 
 def ensure_text(text: object) -> str:

@@ -46,8 +46,11 @@ _REK_CUE = re.compile(r"(?:rekening|rek|norek)\b[^\d\n]{0,25}$", re.IGNORECASE)
 _PLATE_BEFORE = re.compile(r"(?:^|[^A-Za-z0-9])([A-Za-z]{1,2}) ?$")
 _PLATE_AFTER = re.compile(r"^ ?([A-Za-z]{1,3})(?![A-Za-z0-9])")
 _ONLY_DIGITS = str.maketrans("", "", "().- ")
-# Hyphens, figure/en/em dashes and the minus sign, as people type them inside numbers.
-_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
+# Hyphens, figure/en/em dashes and the minus sign, as people type them inside numbers (a regex
+# and not str.translate: translate looks every character of a non-ASCII text up in a dict, 30 us
+# for a complaint).
+_DASH_CHARS = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+_DASHES = re.compile(f"[{_DASH_CHARS}]")
 
 
 def _classify(run: str, n: int, digits: str, before: str) -> str | None:
@@ -75,22 +78,27 @@ def mask_pii(text: str) -> str:
     """
     text = original = ensure_text(text)
     if not text.isascii():
-        # Full-width digits and other compatibility forms, invisible characters and Unicode
-        # dashes inside a number ("0812\u20133456\u20137890") would hide it from the scan.
-        text = unicodedata.normalize("NFKC", drop_invisible(text)).translate(_DASHES)
+        # Full-width digits and other compatibility forms, and invisible characters inside a
+        # number, would hide it from the scan.
+        text = unicodedata.normalize("NFKC", drop_invisible(text))
     emails = 0
     if "@" in text:
         text, emails = _EMAIL.subn("[EMAIL]", text)
+    # Numbers are looked for in `scan`, which has Unicode dashes as "-" ("0812\u20133456\u20137890");
+    # one character for one, so its positions are the text's, and the text between the masks is
+    # given back as it was (its dashes untouched, so that the rest of the pipeline sees the same
+    # words whether or not a number was masked).
+    scan = _DASHES.sub("-", text) if not text.isascii() and any(c in text for c in _DASH_CHARS) else text
     pieces: list[str] = []
     last = 0
-    for m in _RUN.finditer(text):
+    for m in _RUN.finditer(scan):
         start, end = m.span()
         run = m.group()
         if run.isdigit():
             if len(run) <= 4:
                 # Only a plate can be this short; it needs a letter just before ("L 1234", "B1234").
-                if start and (text[start - 1].isalpha() or (start > 1 and text[start - 2].isalpha())):
-                    plate = _plate_span(text, start, end, last)
+                if start and (scan[start - 1].isalpha() or (start > 1 and scan[start - 2].isalpha())):
+                    plate = _plate_span(scan, start, end, last)
                     if plate is not None:
                         pieces += (text[last:plate[0]], "[PLAT]")
                         last = plate[1]
@@ -101,13 +109,13 @@ def mask_pii(text: str) -> str:
             end = start + len(run)
             digits = run.translate(_ONLY_DIGITS)
         # A leading "+62" or "(031)" belongs to the number.
-        if start > last and text[start - 1] in "+(":
+        if start > last and scan[start - 1] in "+(":
             start -= 1
-            run = text[start] + run
-        elif start > last + 1 and text[start - 1] == " " and text[start - 2] == "+":
+            run = scan[start] + run
+        elif start > last + 1 and scan[start - 1] == " " and scan[start - 2] == "+":
             start -= 2
             run = "+ " + run
-        label = _classify(run, len(digits), digits, text[max(last, start - 40):start])
+        label = _classify(run, len(digits), digits, scan[max(last, start - 40):start])
         if label is not None:
             pieces += (text[last:start], label)
             last = end
