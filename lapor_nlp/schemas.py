@@ -52,6 +52,19 @@ class Complaint(BaseModel):
     def _id_as_str(cls, v):
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
+    @field_validator("text", "title")
+    @classmethod
+    def _valid_unicode(cls, v):
+        # A lone surrogate (what undecodable bytes become under surrogateescape) cannot be written
+        # as JSON, so the complaint could be validated but never stored or sent on.
+        if v is not None and not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text holds characters that are not valid Unicode (lone "
+                                 "surrogates); decode the input as UTF-8 first") from None
+        return v
+
     @field_validator("date", mode="before")
     @classmethod
     def _date_written_as_a_date(cls, v):

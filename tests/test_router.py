@@ -275,3 +275,13 @@ def test_complaint_dates_are_dates_not_numbers(date):
     with pytest.raises(ValidationError, match="ISO 8601"):
         Complaint(text="jalan rusak", date=date)
     assert str(Complaint(text="x", date="2024-01-05").date) == "2024-01-05"
+
+
+def test_a_complaint_with_lone_surrogates_is_refused_not_unserialisable(router):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not valid Unicode"):
+        Complaint(text="air \ud800 mati")
+    with pytest.raises(InputValueError):
+        router.predict({"text": "air \udcff mati"})
+    assert router.predict("air \udcff mati tiga hari").model_dump_json()  # a plain str is cleaned
