@@ -929,7 +929,13 @@ def _check_resume(parts: Path, manifest: dict, spec: ChunkSpec) -> dict[int, dic
         old = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise BatchInputError(f"{parts} has no readable manifest.json; remove {parts} and run again") from None
-    diff = _differences({k: old.get(k) for k in ("version", "input", "options")}, manifest)
+    if old.get("version") != MANIFEST_VERSION:
+        raise BatchInputError(
+            f"cannot resume from {parts}: its chunks were written by another lapor-nlp version (work "
+            f"directory format {old.get('version')}, this version writes {MANIFEST_VERSION}); remove "
+            f"{parts} and run again, or finish it with the lapor-nlp version that started it")
+    diff = _differences({k: old.get(k) for k in ("input", "options")},
+                        {k: manifest[k] for k in ("input", "options")})
     if old.get("options", {}).get("model_version") is None:  # a Dask run on the default model
         diff = [d for d in diff if not d.startswith("options.model_version")]
     if diff:

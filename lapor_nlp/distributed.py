@@ -32,6 +32,7 @@ classification is pure Python and holds the GIL, so threads add nothing but memo
 from __future__ import annotations
 
 import glob
+import json
 import math
 import uuid
 from pathlib import Path
@@ -184,6 +185,9 @@ def _read_local_file(path: str, fmt: str, columns: list[str]):
             row = {k: "" if undecodable(v) else v for k, v in row.items()}
             row[_READ_ERROR] = f"line {line}: {UNDECODABLE}"
         else:
+            if fmt == "jsonl":  # nested values as JSON text, as classify_file writes them, not a repr
+                row = {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+                       for k, v in row.items()}
             row[_READ_ERROR] = None
         records.append(row)
     return pd.DataFrame(records, columns=[*columns, _READ_ERROR], dtype=object)

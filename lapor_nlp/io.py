@@ -51,7 +51,8 @@ def require_file(path: str | Path) -> Path:
 def check_column_names(names: list[str], path: str | Path) -> list[str]:
     """Refuse a header that names a column twice: reading its rows as dicts would keep only the
     last of the two values, silently."""
-    twice = sorted(n for n, count in Counter(names).items() if count > 1)
+    # Unnamed columns ("", as trailing commas from a spreadsheet give) hold nothing to lose.
+    twice = sorted(n for n, count in Counter(names).items() if count > 1 and n)
     if twice:
         raise BatchInputError(f"{path}: the header names {', '.join(map(repr, twice))} more than once; "
                               "rename the repeated column(s)")

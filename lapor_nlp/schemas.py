@@ -125,3 +125,8 @@ def json_schemas() -> dict:
     """JSON Schema of the request and response models, for clients in other languages."""
     return {"Complaint": Complaint.model_json_schema(), "Prediction": Prediction.model_json_schema()}
 
+
+if __name__ == "__main__":  # the command of 0.2: keep it working (`lapor-nlp schemas` is the same)
+    import json
+
+    print(json.dumps(json_schemas(), indent=1))

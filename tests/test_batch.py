@@ -403,3 +403,14 @@ def test_sigkill_then_resume_equals_uninterrupted_run(model_dir, tmp_path):
     assert out.read_bytes() == ref.read_bytes()
     assert output_paths(out, "csv")[0].read_bytes() == output_paths(ref, "csv")[0].read_bytes()
     assert not parts.exists()
+
+
+def test_resume_refuses_parts_written_by_another_version(model_dir, tmp_path):
+    src = tmp_path / "x.csv"
+    src.write_text("id,text\n1,jalan rusak parah\n", encoding="utf-8")
+    out = tmp_path / "y.csv"
+    parts = output_paths(out, "csv")[1]
+    parts.mkdir()
+    (parts / "manifest.json").write_text(json.dumps({"version": 1, "input": {}, "options": {}}))
+    with pytest.raises(BatchInputError, match="another lapor-nlp version"):
+        classify_file(src, out, model_dir=model_dir, jobs=1, progress=False, resume=True)

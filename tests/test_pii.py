@@ -132,3 +132,22 @@ def test_dashes_are_read_in_numbers_but_given_back_elsewhere():
     assert mask_pii("anak\u2013anak main, hub 0812\u20133456\u20137890") == "anak\u2013anak main, hub [TELEPON]"
     pre = Preprocessor()
     assert pre.tokens("anak\u2013anak main, hub 0812\u20133456\u20137890")[:3] == pre.tokens("anak\u2013anak main")
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("kamar 5\u20130812345678", "kamar 5\u2013[TELEPON]"),      # a short number dashed onto a phone
+    ("no 5 0812345678 ya", "no 5 [TELEPON] ya"),
+    ("mobil saya\u200bB 1234 XYZ ditabrak", "mobil saya [PLAT] ditabrak"),  # a zero-width space is a break
+    ("email budi.santoso." + "x" * 60 + "@gmail.com ya", "email [EMAIL] ya"),  # a local part over 64
+])
+def test_numbers_and_addresses_found_where_runs_meet(text, masked):
+    assert mask_pii(text) == masked
+
+
+def test_python_m_schemas_still_prints_the_schemas():
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lapor_nlp.schemas"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and set(json.loads(r.stdout)) == {"Complaint", "Prediction"}

@@ -110,8 +110,10 @@ def test_fast_path_equals_stages_run_one_after_another(preprocessor):
         assert preprocessor.tokens(text) == preprocessor.stages(text)["stem"]
 
 
-def test_invisible_characters_join_words_and_glued_long_numbers_are_dropped(preprocessor):
-    assert preprocessor.tokens("ja\u200blan rus\u200dak parah") == preprocessor.tokens("jalan rusak parah")
+def test_invisible_characters_and_glued_long_numbers(preprocessor):
+    assert preprocessor.tokens("ja\u00adlan rus\u200dak parah") == preprocessor.tokens("jalan rusak parah")
+    # a zero-width space is a word break, as Unicode defines it
+    assert preprocessor.tokens("jalan\u200brusak") == preprocessor.tokens("jalan rusak")
     # "mohon" is a stopword; the glued numbers are dropped whole
     assert preprocessor.tokens("telp0215551234 mohon transfer1234567890 jalan") == ["jalan"]
     assert "rt" in preprocessor.tokens("rt 03 rw 05")  # short numbers next to words stay as they were

@@ -191,14 +191,16 @@ def test_tampered_or_incompatible_models_are_refused(trained, tmp_path):
         verify(bad)
     with pytest.raises(ModelNotFoundError):
         load_model(tmp_path / "nowhere")
-    # a file replaced by a link to an identical copy outside the directory: not followed
+    # a file that is a link (DVC caches, Kubernetes volumes): what it points to is hash-checked
     shutil.rmtree(bad)
     shutil.copytree(trained.out_dir, bad)
     outside = tmp_path / "routing-elsewhere.json"
     shutil.copy(bad / "routing.json", outside)
     (bad / "routing.json").unlink()
     (bad / "routing.json").symlink_to(outside)
-    with pytest.raises(ModelIntegrityError, match="symbolic link"):
+    load_model(bad)
+    outside.write_text(outside.read_text() + " ")
+    with pytest.raises(ModelIntegrityError, match="routing.json does not match"):
         load_model(bad)
 
 
@@ -286,3 +288,24 @@ def test_train_cli_reports_bad_rows_and_exits_1(tmp_path, capsys):
     assert main(["-q", "train", "--data", str(path), "--out", str(tmp_path / "m")]) == 1
     err = capsys.readouterr().err
     assert "line 2: no text" in err and "line 3: malformed JSON" in err and "LAPOR-E010" in err
+
+
+def test_evaluate_uses_the_models_columns_only_where_the_file_has_them(small_csv, tmp_path):
+    """A model trained with date and id columns evaluates a file that has neither (the columns came
+    from the model, not from the caller); columns the caller names must exist."""
+    from lapor_nlp.training import evaluate
+
+    model = train(small_csv, tmp_path / "m", columns=Columns(id="id", date="date"),
+                  split_date="2024-02-01", quiet=True)
+    rows = corpus_rows()[1::9][:60]
+    plain = write_csv(tmp_path / "plain.csv", rows, header=("text", "topic", "agency"))
+    assert evaluate(model.out_dir, plain)["agency"]["n"] > 0
+    with pytest.raises(DataValidationError, match="'date'"):
+        evaluate(model.out_dir, plain, columns=Columns(date="date"))
+
+
+def test_unnamed_header_cells_are_not_duplicates(tmp_path):
+    path = tmp_path / "trailing.csv"
+    path.write_text("text,topic,agency,,\njalan rusak parah,infrastruktur,dinas_pu,,\n", encoding="utf-8")
+    examples, report = load_labelled(path, Columns())
+    assert report.rows_read == 1 and len(examples) == 1

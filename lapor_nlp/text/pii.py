@@ -46,6 +46,8 @@ _REK_CUE = re.compile(r"(?:rekening|rek|norek)\b[^\d\n]{0,25}$", re.IGNORECASE)
 _PLATE_BEFORE = re.compile(r"(?:^|[^A-Za-z0-9])([A-Za-z]{1,2}) ?$")
 _PLATE_AFTER = re.compile(r"^ ?([A-Za-z]{1,3})(?![A-Za-z0-9])")
 _ONLY_DIGITS = str.maketrans("", "", "().- ")
+_LOCAL_PART_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+_LATER_GROUP = re.compile(r"(?<=[().\- ])\d")  # a group of digits after a separator inside a run
 # Hyphens, figure/en/em dashes and the minus sign, as people type them inside numbers (a regex
 # and not str.translate: translate looks every character of a non-ASCII text up in a dict, 30 us
 # for a complaint).
@@ -83,7 +85,7 @@ def mask_pii(text: str) -> str:
         text = unicodedata.normalize("NFKC", drop_invisible(text))
     emails = 0
     if "@" in text:
-        text, emails = _EMAIL.subn("[EMAIL]", text)
+        text, emails = _mask_emails(text)
     # Numbers are looked for in `scan`, which has Unicode dashes as "-" ("0812\u20133456\u20137890");
     # one character for one, so its positions are the text's, and the text between the masks is
     # given back as it was (its dashes untouched, so that the rest of the pipeline sees the same
@@ -116,6 +118,17 @@ def mask_pii(text: str) -> str:
             start -= 2
             run = "+ " + run
         label = _classify(run, len(digits), digits, scan[max(last, start - 40):start])
+        if label is None and len(digits) > 7:
+            # "no 5 0812345678", "kamar 5-0812345678": a short number joined to a phone number by
+            # a separator makes one run; read the run again from each later group of digits.
+            for g in _LATER_GROUP.finditer(run):
+                tail = run[g.start():]
+                tail_digits = tail.translate(_ONLY_DIGITS)
+                at = start + g.start()
+                label = _classify(tail, len(tail_digits), tail_digits, scan[max(last, at - 40):at])
+                if label is not None:
+                    start = at
+                    break
         if label is not None:
             pieces += (text[last:start], label)
             last = end
@@ -124,6 +137,23 @@ def mask_pii(text: str) -> str:
         return text if emails else original
     pieces.append(text[last:])
     return "".join(pieces)
+
+
+def _mask_emails(text: str) -> tuple[str, int]:
+    """(text with emails masked, how many). A local part longer than the pattern's 64 characters
+    is masked whole: the match is extended back over the address characters before it."""
+    pieces: list[str] = []
+    last = 0
+    for m in _EMAIL.finditer(text):
+        start = m.start()
+        while start > last and text[start - 1] in _LOCAL_PART_CHARS:
+            start -= 1
+        pieces += (text[last:start], "[EMAIL]")
+        last = m.end()
+    if not pieces:
+        return text, 0
+    pieces.append(text[last:])
+    return "".join(pieces), len(pieces) // 2
 
 
 def _plate_span(text: str, start: int, end: int, floor: int) -> tuple[int, int] | None:

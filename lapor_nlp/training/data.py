@@ -103,10 +103,13 @@ def load_labelled(
     fmt: str | None = None,
     skip_bad: bool = False,
     splitter: AgencySplitter | None = None,
+    require_optional: bool = True,
 ) -> tuple[list[Example], DataReport]:
     """Read and validate a labelled file; raise :class:`DataValidationError` on any bad row unless
     ``skip_bad``. Checked: unparsable line, undecodable bytes, no text, a missing label (for each
-    label column in use), a duplicate id. A label column absent from the file is an error."""
+    label column in use), a duplicate id. A label column absent from the file is an error, and so
+    is an optional column named but absent from a CSV/Parquet header unless ``require_optional``
+    is False (evaluate, whose columns come from the model, not from the caller)."""
     columns = columns or Columns()
     splitter = splitter or AgencySplitter()
     report = DataReport(source=str(path), sha256=sha256_file(require_file(path)))
@@ -124,7 +127,7 @@ def load_labelled(
             # A CSV or Parquet row holds every column; the optional ones (title, date, id,
             # location) may be absent from a single JSON line, so only there they are not required.
             wanted = [c for c in (columns.text, columns.topic, columns.agency) if c]
-            if detect_format(path, fmt) != "jsonl":
+            if require_optional and detect_format(path, fmt) != "jsonl":
                 wanted += [c for c in (columns.title, columns.date, columns.id,
                                        *columns.location().values()) if c]
             missing = [c for c in wanted if c not in row]

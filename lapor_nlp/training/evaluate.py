@@ -26,12 +26,15 @@ def evaluate(model_dir: str | Path, data: str | Path, *, columns: Columns | None
                                   "it; writing there would change the model's hashed files. Choose "
                                   "another --report directory")
     model, manifest = load_model(model_dir)
+    given = columns is not None
     columns = columns or Columns(**{k: v for k, v in manifest.get("columns", {}).items()
                                     if k in Columns.__dataclass_fields__})
     for task in ("topic", "agency"):
         if task not in model.heads_:
             setattr(columns, task, None)
-    examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
+    # Columns named by the caller must exist; those taken from the model's training data may not.
+    examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad,
+                                     require_optional=given)
     tasks = [t for t in model.heads_ if getattr(columns, t)]
     if not tasks:
         raise DataValidationError("nothing to evaluate: no label column of the model's tasks "
