@@ -86,6 +86,9 @@ def test_predict_answers_every_stdin_line_and_refuses_bytes_that_are_not_utf8(mo
     preds = [json.loads(x) for x in r.stdout.splitlines()]
     assert len(preds) == 4  # one answer per input line: blank lines are flagged, not skipped
     assert all("text_too_short" in p["review_reasons"] for p in preds[1:3])
+    r = subprocess.run([sys.executable, "-m", "lapor_nlp", "-q", "preprocess", "--json", "-"], capture_output=True,
+                       input=b"jalan rusak\r\nlampu mati\rair pdam\n\n", timeout=600)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 4  # CRLF, bare CR and LF all end a line
     for verb in (["predict", "--model", str(model_dir)], ["preprocess", "--json"]):
         r = subprocess.run([sys.executable, "-m", "lapor_nlp", "-q", *verb, "-"], capture_output=True,
                            input=b"jalan rusak\nx \xff y\n", timeout=600,

@@ -27,4 +27,10 @@ def texts_from(arg: str) -> Iterator[str]:
         except UnicodeDecodeError as exc:
             raise InputValueError(f"stdin line {n} is not valid UTF-8 (byte {exc.start + 1}); "
                                   "convert the input to UTF-8 first") from None
-        yield line.rstrip("\r\n")
+        if line.endswith("\n"):
+            line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+        # A binary stream splits at "\n" only; a bare "\r" ends a line too (universal newlines,
+        # as a text-mode stdin reads them).
+        yield from line.split("\r")
