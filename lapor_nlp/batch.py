@@ -747,8 +747,8 @@ def classify_file(
             f"{in_path}: text column {columns.text!r} not found; the file has "
             f"{', '.join(map(repr, known))}. Name it with --text-col.")
     if input_columns is not None:  # a header lists every column (JSON lines may each have fewer)
-        missing = {f"--{name}-col": col for name, col in asdict(columns).items()
-                   if col and name not in ("text", "topic", "agency") and col not in input_columns}
+        missing = {f"--{name}-col": col for name, col in columns.optional().items()
+                   if col not in input_columns}
         if missing:
             raise BatchInputError(
                 f"{in_path}: column(s) not found: {', '.join(f'{o} {c!r}' for o, c in missing.items())}; "

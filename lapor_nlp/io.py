@@ -164,8 +164,12 @@ def _iter_csv(path: Path) -> Iterator[dict]:
 
 def _raw(lines: list[str]) -> str:
     """The text of a record as it stood in the file, without its final line break."""
-    text = "".join(lines)
-    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith(("\n", "\r")) else text
+    return without_line_break("".join(lines))
+
+
+def without_line_break(line: str) -> str:
+    """``line`` without the one line break it ends with ("\r\n", "\n" or "\r"), if any."""
+    return line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith(("\n", "\r")) else line
 
 
 def _iter_jsonl(path: Path) -> Iterator[dict]:

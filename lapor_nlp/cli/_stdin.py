@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 
 from ..errors import InputValueError
+from ..io import without_line_break
 
 
 def texts_from(arg: str) -> Iterator[str]:
@@ -19,7 +20,7 @@ def texts_from(arg: str) -> Iterator[str]:
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:  # a text stream put in place of stdin (tests, embedding)
         for line in sys.stdin:
-            yield line.rstrip("\r\n")
+            yield without_line_break(line)
         return
     for n, raw in enumerate(stream, start=1):
         try:
@@ -27,10 +28,6 @@ def texts_from(arg: str) -> Iterator[str]:
         except UnicodeDecodeError as exc:
             raise InputValueError(f"stdin line {n} is not valid UTF-8 (byte {exc.start + 1}); "
                                   "convert the input to UTF-8 first") from None
-        if line.endswith("\n"):
-            line = line[:-1]
-        if line.endswith("\r"):
-            line = line[:-1]
         # A binary stream splits at "\n" only; a bare "\r" ends a line too (universal newlines,
         # as a text-mode stdin reads them).
-        yield from line.split("\r")
+        yield from without_line_break(line).split("\r")

@@ -17,24 +17,33 @@ from ._columns import add_column_arguments, columns_from_args
 HELP = "train topic and agency models from a labelled file"
 
 
-def _date(text: str) -> str:
-    from ..errors import InputValueError
-    from ..training.data import iso_date
+def _checked(check, option: str):
+    """An argparse type from one of the library's checks, so that the CLI refuses (exit 2) exactly
+    what the library would."""
+    def convert(text: str):
+        from ..errors import InputValueError
 
-    try:
-        return iso_date(text, "--split-date")
-    except InputValueError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
+        try:
+            return check(text, option)
+        except InputValueError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+    return convert
 
 
-def _share(text: str) -> float:
+def _share(text: str, option: str) -> float:
+    from ..training.data import test_share
+
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"--test-size must be a share in [0, 1), got {text!r}")
-    return value
+        value = text  # refused by test_share with the text in the message
+    return test_share(value, option)
+
+
+def _iso_date(text: str, option: str) -> str:
+    from ..training.data import iso_date
+
+    return iso_date(text, option)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,9 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="model directory to write")
     add_column_arguments(p)
     s = p.add_argument_group("split and labels")
-    s.add_argument("--split-date", type=_date, default=None, metavar="YYYY-MM-DD",
+    s.add_argument("--split-date", type=_checked(_iso_date, "--split-date"), default=None, metavar="YYYY-MM-DD",
                    help="train on rows before this date, test on rows from it (needs --date-col)")
-    s.add_argument("--test-size", type=_share, default=0.2,
+    s.add_argument("--test-size", type=_checked(_share, "--test-size"), default=0.2,
                    help="stratified random test share when no --split-date (0: no test)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--min-count", type=int, default=5, help="fewest examples a label needs")

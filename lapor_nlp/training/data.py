@@ -38,6 +38,10 @@ class Columns:
         return {k: v for k in ("province", "regency", "district", "village", "address")
                 if (v := getattr(self, k))}
 
+    def optional(self) -> dict[str, str]:
+        """The optional columns named (title, date, id and the location ones): field -> column."""
+        return {k: v for k in ("title", "date", "id") if (v := getattr(self, k))} | self.location()
+
 
 @dataclass
 class Example:
@@ -128,8 +132,7 @@ def load_labelled(
             # location) may be absent from a single JSON line, so only there they are not required.
             wanted = [c for c in (columns.text, columns.topic, columns.agency) if c]
             if require_optional and detect_format(path, fmt) != "jsonl":
-                wanted += [c for c in (columns.title, columns.date, columns.id,
-                                       *columns.location().values()) if c]
+                wanted += columns.optional().values()
             missing = [c for c in wanted if c not in row]
             if missing:
                 raise DataValidationError(
@@ -207,6 +210,13 @@ def _is_iso_date(text: str) -> bool:
     except ValueError:
         return False
     return len(text) == 10
+
+
+def test_share(value: float, what: str = "test_size") -> float:
+    """``value`` if it is a test share in [0, 1) (0: no test side), else a typed error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise InputValueError(f"{what} must be a share in [0, 1), got {value!r}")
+    return value
 
 
 def iso_date(text: str, what: str) -> str:

@@ -15,7 +15,9 @@ from pathlib import Path
 from .._version import __version__
 from ..classifier import ComplaintClassifier
 from ..errors import DataValidationError, InputValueError
-from .data import Columns, DataReport, Example, handle_rare, iso_date, load_labelled, split_examples
+from .data import (
+    Columns, DataReport, Example, handle_rare, iso_date, load_labelled, split_examples, test_share,
+)
 from .metrics import evaluate_model, summary_line
 from .report import report_files
 
@@ -118,8 +120,7 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     routing information (agency types and their office templates, label names).
     """
     t0 = time.perf_counter()
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 <= test_size < 1:
-        raise InputValueError(f"test_size must be a share in [0, 1), got {test_size!r}")
+    test_share(test_size)
     if split_date is not None:
         iso_date(split_date, "split_date")
     columns = columns or Columns()
