@@ -62,6 +62,7 @@ AUTO_PREFIX = "pred_"
 # of a line that could not be parsed at all (empty for a row that was parsed).
 REJECT_LEAD = ("line", "reason")
 REJECT_RAW = "raw_record"
+REJECT_CLASH_PREFIX = "reject_"
 NO_TEXT = "no text"
 UNDECODABLE = "undecodable bytes (not UTF-8)"
 MANIFEST_VERSION = 2  # 2: rejects parts end with raw_record
@@ -154,6 +155,17 @@ def choose_prefix(input_columns, prefix: str | None = None) -> str:
             f"input column(s) {', '.join(sorted(map(repr, clash)))} have the names of prediction "
             "columns; choose another --prefix for the prediction columns")
     return prefix
+
+
+def reject_header(columns) -> tuple[list[str], str]:
+    """The CSV rejects file's own column names (``line``, ``reason`` and ``raw_record``), each
+    prefixed with ``reject_`` (again, if need be) while an input column has one of those names:
+    a header that named a column twice could not be read back."""
+    cols = set(columns)
+    names = [*REJECT_LEAD, REJECT_RAW]
+    while cols.intersection(names):
+        names = [REJECT_CLASH_PREFIX + n for n in names]
+    return names[:-1], names[-1]
 
 
 def row_undecodable(row: dict) -> bool:
@@ -970,8 +982,9 @@ def _assemble(parts: Path, spec: ChunkSpec, n_chunks: int, out_path: Path, rej_p
     rtmp = rej_path.with_name(f".{rej_path.name}.{os.getpid()}.tmp")
     with open(rtmp, "wb") as out:
         if spec.rej_fmt == "csv":
+            lead, raw = reject_header(rcols)
             _join_csv(out, parts, [(n[1], m["reject_columns"], m["reject_header_bytes"]) for n, m in zip(names, metas)],
-                      list(REJECT_LEAD), rcols, [REJECT_RAW], surrogates=True)
+                      lead, rcols, [raw], surrogates=True)
         else:
             for n in names:
                 with open(parts / n[1], "rb") as fh:
@@ -1028,15 +1041,18 @@ def _join_csv(out, parts: Path, items, lead: list[str], cols: list[str], tail: l
                 fh.seek(hbytes)
                 shutil.copyfileobj(fh, out, 1 << 20)
             continue
-        # this part has fewer/other columns (JSON Lines input): rewrite it under the full header
+        # this part has fewer/other columns (JSON Lines input): rewrite it under the full header.
+        # A part's cells are laid out as lead + its columns + tail: read by position, since an
+        # input column may have a lead or tail column's name.
+        first, last = len(lead), len(lead) + len(pcols)
         with open(parts / name, encoding="utf-8", errors=errors, newline="") as fh:
             reader = csv.reader(fh)
-            phead = next(reader)
+            next(reader)
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
             for values in reader:
-                d = dict(zip(phead, values))
-                w.writerow([d.get(c, "") for c in header])
+                d = dict(zip(pcols, values[first:last]))
+                w.writerow(values[:first] + [d.get(c, "") for c in cols] + values[last:])
                 if buf.tell() > (1 << 20):
                     out.write(buf.getvalue().encode("utf-8", errors))
                     buf.seek(0)

@@ -77,6 +77,8 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
                  405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
                  415: "unsupported_media_type", 422: "invalid_request", 500: "internal_error",
                  503: "not_ready"}
+#: FastAPI's detail for a request body it could not read at all (a 400); other 400s keep theirs.
+_BODY_UNREADABLE = "There was an error parsing the body"
 #: Oversize bodies up to this many bytes are read and dropped before the 413 goes out, so that the
 #: client, still writing, reads a clean 413 instead of a reset connection; past it, we just close.
 _DRAIN_LIMIT = 8 * 1024 * 1024
@@ -445,7 +447,7 @@ def create_app(model_dir: str | Path | None = None, *, api_key: str | None = Non
     async def _http_error(request: Request, exc: StarletteHTTPException):
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        if exc.status_code == 400:  # FastAPI could not read the body at all (e.g. not UTF-8)
+        if exc.status_code == 400 and exc.detail == _BODY_UNREADABLE:  # e.g. a body not in UTF-8
             code, message = "malformed_json", "the request body is not valid UTF-8 JSON"
         return _error_response(request, ApiError(exc.status_code, code, message,
                                                  headers=getattr(exc, "headers", None)))

@@ -142,6 +142,45 @@ def test_jobs2_equals_jobs1(messy, reference, model_dir, tmp_path):
     assert output_paths(out, "csv")[0].read_bytes() == output_paths(ref_out, "csv")[0].read_bytes()
 
 
+def test_rejects_header_never_names_a_column_twice(model_dir, tmp_path):
+    """An input column named like a rejects column (line, reason, raw_record) pushes the rejects
+    file's own columns to reject_line/reject_reason/reject_raw_record, so that the file reads back
+    with every value; also for JSON Lines input whose keys vary from chunk to chunk."""
+    good = corpus_rows()[:6]
+    src = tmp_path / "in.csv"
+    lines = [_csv_line(["id", "text", "line", "reason"])]
+    for i, r in enumerate(good):
+        lines.append(_csv_line([r["id"], r["text"], f"L{i}", "warga"]))
+    lines.insert(3, _csv_line(["E-1", "", "L-e", "kosong"]))
+    src.write_bytes(b"".join(lines))
+    out = tmp_path / "out.csv"
+    s = classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=2, progress=False)
+    assert (s.rows_written, s.rows_rejected) == (6, 1)
+    with open(output_paths(out, "csv")[0], encoding="utf-8", newline="") as fh:
+        header, *body = list(csv.reader(fh))
+    assert header == ["reject_line", "reject_reason", "id", "text", "line", "reason", "reject_raw_record"]
+    assert body == [["4", "no text", "E-1", "", "L-e", "kosong", ""]]
+
+    # JSON Lines -> CSV: the chunks' rejects have different keys, so parts are rewritten by position
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join([
+        json.dumps({"id": "J-1", "text": ""}),
+        json.dumps({"id": "J-2", "text": good[0]["text"]}),
+        json.dumps({"id": "J-3", "text": "", "raw_record": "x", "line": 9}),
+        "{broken",
+    ]) + "\n", encoding="utf-8")
+    out = tmp_path / "out2.csv"
+    s = classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=2, progress=False)
+    assert (s.rows_written, s.rows_rejected) == (1, 3)
+    with open(output_paths(out, "csv")[0], encoding="utf-8", newline="") as fh:
+        header, *body = list(csv.reader(fh))
+    assert header == ["reject_line", "reject_reason", "id", "text", "raw_record", "line", "reject_raw_record"]
+    assert [b[:2] for b in body[:2]] == [["1", "no text"], ["3", "no text"]]
+    assert body[2][0] == "4" and body[2][1].startswith("malformed JSON")
+    assert body[1][2:6] == ["J-3", "", "x", "9"] and body[0][2:] == ["J-1", "", "", "", ""]
+    assert body[2][2:6] == ["", "", "", ""] and body[2][6] == "{broken"
+
+
 def test_jsonl_and_parquet(model_dir, reference, messy, tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
