@@ -29,6 +29,9 @@ MASKED = [
     ("cp 6285712345678.", "[TELEPON]", "6285712345678"),
     ("kantor (031) 5678910", "[TELEPON]", "5678910"),
     ("telp kantor 021-1234-5678", "[TELEPON]", "1234-5678"),
+    ("Telpon : 0315678910", "[TELEPON]", "0315678910"),                  # landline, no separator
+    ("kantor 031.567.8910", "[TELEPON]", "567.8910"),
+    ("call center +62 31 5678910", "[TELEPON]", "5678910"),              # landline after +62
     ("sms ke 8123456789", "[TELEPON]", "8123456789"),
     ("email saya budi.santoso@gmail.com", "[EMAIL]", "budi.santoso@gmail.com"),
     ("kirim ke SARI_123@yahoo.co.id ya", "[EMAIL]", "yahoo.co.id"),
@@ -37,11 +40,14 @@ MASKED = [
     ("mobil B1234XYZ parkir sembarangan", "[PLAT]", "B1234XYZ"),
     ("truk nopol AG 5678 KL ngebut", "[PLAT]", "5678"),
     ("plat nomor dk 4321 ab", "[PLAT]", "4321"),
+    ("mobil B-1234-XYZ", "[PLAT]", "1234"),
+    ("motor L.5678.AB", "[PLAT]", "5678"),
     ("kendaraan BK 12 ZZ", "[PLAT]", "BK 12 ZZ"),
     ("transfer ke rekening 1234567890 BCA", "[REKENING]", "1234567890"),
     ("norek bri 0123-01-012345-50-1", "[REKENING]", "012345"),
     ("no. rek 123-456-7890 a.n budi", "[REKENING]", "456-7890"),
     ("No rekening: 9876543210", "[REKENING]", "9876543210"),
+    ("rekening BCA atas nama Budi Santoso nomor 1234567890", "[REKENING]", "1234567890"),
     ("rek mandiri 1410012345678", "[REKENING]", "1410012345678"),
     ("no BPJS 0001234567890 ditolak", "[NIK]", "0001234567890"),
     ("ID pelanggan PLN 512345678901", "[NIK]", "512345678901"),
@@ -57,6 +63,10 @@ UNTOUCHED = [
     "tahun 2022 dan 2023",
     "kelas 6 SD",
     "jalan nomor 45 b",
+    "keluhan:\\n1.Ada sampah\\n2.Lampu mati",   # a numbered list ("n" is also a plate region)
+    "rumah blok A-12 dan B-3",
+    "jam 09.00-10.00 dan 13.00-14.00",
+    "tanggal 01.02.2022",
 ]
 
 

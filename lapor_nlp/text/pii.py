@@ -42,9 +42,14 @@ _NOT_PLATE_SUFFIX = frozenset(
 # 0.5 s for 20,000 characters, a denial of service for a service that masks what it receives).
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _RUN = re.compile(r"\d[\d().\- ]*\d|\d")
-_REK_CUE = re.compile(r"(?:rekening|rek|norek)\b[^\d\n]{0,25}$", re.IGNORECASE)
-_PLATE_BEFORE = re.compile(r"(?:^|[^A-Za-z0-9])([A-Za-z]{1,2}) ?$")
-_PLATE_AFTER = re.compile(r"^ ?([A-Za-z]{1,3})(?![A-Za-z0-9])")
+# "rekening BCA a.n. Budi Santoso nomor 1234567890": the cue may be a bank and a name away.
+_REK_CUE = re.compile(r"(?:rekening|rek|norek)\b[^\d\n]{0,45}$", re.IGNORECASE)
+_CONTEXT = 60  # characters before a run that its classification reads
+# A plate's parts may be joined by spaces or by nothing ("L 1234 AB", "B1234XYZ"), or by the same
+# dash or dot on both sides ("B-1234-XYZ", "L.1234.AB"); one dash or dot alone is something else
+# ("1.Ada ..." in a numbered list, "blok A-12").
+_PLATE_BEFORE = re.compile(r"(?:^|[^A-Za-z0-9])([A-Za-z]{1,2})([ .\-]?)$")
+_PLATE_AFTER = re.compile(r"^([ .\-]?)([A-Za-z]{1,3})(?![A-Za-z0-9])")
 _ONLY_DIGITS = str.maketrans("", "", "().- ")
 _LOCAL_PART_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 _LATER_GROUP = re.compile(r"(?<=[().\- ])\d")  # a group of digits after a separator inside a run
@@ -63,8 +68,10 @@ def _classify(run: str, n: int, digits: str, before: str) -> str | None:
         return "[TELEPON]"
     if 7 <= n <= 20 and _REK_CUE.search(before):
         return "[REKENING]"
-    if digits.startswith("0") and 9 <= n <= 12 and ("(" in run or "-" in run or " " in run):
-        return "[TELEPON]"  # landline: (031) 567 8910, 021-1234-5678
+    if digits.startswith("0") and 9 <= n <= 12 and digits[1] != "0":
+        return "[TELEPON]"  # landline: (031) 567 8910, 021-1234-5678, 031.567.8910, 0215551234
+    if run.startswith("+") and digits.startswith("62") and 9 <= n <= 13:
+        return "[TELEPON]"  # a landline written internationally: +62 31 5678910
     if n >= 12:
         return "[NIK]"
     return None
@@ -117,7 +124,7 @@ def mask_pii(text: str) -> str:
         elif start > last + 1 and scan[start - 1] == " " and scan[start - 2] == "+":
             start -= 2
             run = "+ " + run
-        label = _classify(run, len(digits), digits, scan[max(last, start - 40):start])
+        label = _classify(run, len(digits), digits, scan[max(last, start - _CONTEXT):start])
         if label is None and len(digits) > 7:
             # "no 5 0812345678", "kamar 5-0812345678": a short number joined to a phone number by
             # a separator makes one run; read the run again from each later group of digits.
@@ -125,7 +132,7 @@ def mask_pii(text: str) -> str:
                 tail = run[g.start():]
                 tail_digits = tail.translate(_ONLY_DIGITS)
                 at = start + g.start()
-                label = _classify(tail, len(tail_digits), tail_digits, scan[max(last, at - 40):at])
+                label = _classify(tail, len(tail_digits), tail_digits, scan[max(last, at - _CONTEXT):at])
                 if label is not None:
                     start = at
                     break
@@ -162,6 +169,9 @@ def _plate_span(text: str, start: int, end: int, floor: int) -> tuple[int, int] 
     if before is None or before.group(1).lower() not in PLATE_PREFIXES:
         return None
     after = _PLATE_AFTER.match(text[end:end + 5])
-    if after is None or after.group(1).lower() in _NOT_PLATE_SUFFIX:
+    if after is None or after.group(2).lower() in _NOT_PLATE_SUFFIX:
+        return None
+    joins = before.group(2), after.group(1)
+    if joins[0] != joins[1] and (joins[0] not in ("", " ") or joins[1] not in ("", " ")):
         return None
     return before.start(1), end + after.end()
