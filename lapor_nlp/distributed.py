@@ -226,7 +226,14 @@ def _as_dask(data, fmt: str | None, blocksize, chunk_size: int):
                 require_file(f)
             columns = csv_header(files[0]) if fmt == "csv" else _jsonl_columns(files)
             meta = pd.DataFrame({c: pd.Series(dtype=object) for c in [*columns, _READ_ERROR]})
-            return dd.from_map(_read_local_file, files, fmt=fmt, columns=columns, meta=meta)
+            if fmt == "csv":
+                return dd.from_map(_read_local_file, files, fmt=fmt, columns=columns, meta=meta)
+            # JSON values keep their types (numbers, true/false, null), as classify_file writes
+            # them: Dask would otherwise turn these object columns into strings ("True", "2.5").
+            import dask
+
+            with dask.config.set({"dataframe.convert-string": False}):
+                return dd.from_map(_read_local_file, files, fmt=fmt, columns=columns, meta=meta)
         if fmt == "csv":  # remote storage (s3://, gs://, ...) or blocksize: pandas' reader
             return dd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
                                blocksize=blocksize, encoding="utf-8", encoding_errors="surrogateescape",

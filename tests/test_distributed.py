@@ -135,6 +135,28 @@ def test_jsonl_files_with_bad_lines_lose_no_row(cluster, local, model_dir, tmp_p
     assert list(ok["channel"].fillna("")).count("wa") == 1
 
 
+def test_jsonl_values_keep_their_json_types(cluster, model_dir, tmp_path):
+    """As classify_file writes them: numbers, booleans and null stay so; objects become JSON text."""
+    import json
+
+    from lapor_nlp.distributed import classify
+
+    text = "jalan rusak parah di depan sekolah mohon segera diperbaiki"
+    src = tmp_path / "typed.jsonl"
+    src.write_text(json.dumps({"id": 7, "text": text, "n": 2.5, "urgent": True, "loc": {"rt": 3}}) + "\n"
+                   + json.dumps({"id": 8, "text": text, "n": None, "urgent": False}) + "\n", encoding="utf-8")
+    got = classify(str(src), model=model_dir).compute()
+    rows = got[["id", "n", "urgent", "loc"]].to_dict("records")
+    assert rows[0] == {"id": 7, "n": 2.5, "urgent": True, "loc": '{"rt": 3}'}
+    assert rows[1]["id"] == 8 and rows[1]["n"] is None and rows[1]["urgent"] is False
+    assert rows[1]["loc"] != rows[1]["loc"]  # a key the line does not have: missing (NaN)
+    out = tmp_path / "typed.out.jsonl"
+    classify_file(src, out, model_dir=model_dir, jobs=1, progress=False)
+    single = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["n"], r["urgent"], r["agency"]) for r in single] == \
+        [(r["id"], r["n"], r["urgent"], r["agency"]) for r in got.to_dict("records")]
+
+
 def test_a_cluster_run_that_finishes_no_chunk_leaves_nothing_behind(backlog, model_dir, tmp_path):
     from lapor_nlp.cli import main
 
