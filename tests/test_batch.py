@@ -146,6 +146,12 @@ def test_rejects_header_never_names_a_column_twice(model_dir, tmp_path):
     """An input column named like a rejects column (line, reason, raw_record) pushes the rejects
     file's own columns to reject_line/reject_reason/reject_raw_record, so that the file reads back
     with every value; also for JSON Lines input whose keys vary from chunk to chunk."""
+    def rejects_of(src, out, counts):
+        s = classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=2, progress=False)
+        assert (s.rows_written, s.rows_rejected) == counts
+        with open(output_paths(out, "csv")[0], encoding="utf-8", newline="") as fh:
+            return list(csv.reader(fh))
+
     good = corpus_rows()[:6]
     src = tmp_path / "in.csv"
     lines = [_csv_line(["id", "text", "line", "reason"])]
@@ -153,11 +159,7 @@ def test_rejects_header_never_names_a_column_twice(model_dir, tmp_path):
         lines.append(_csv_line([r["id"], r["text"], f"L{i}", "warga"]))
     lines.insert(3, _csv_line(["E-1", "", "L-e", "kosong"]))
     src.write_bytes(b"".join(lines))
-    out = tmp_path / "out.csv"
-    s = classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=2, progress=False)
-    assert (s.rows_written, s.rows_rejected) == (6, 1)
-    with open(output_paths(out, "csv")[0], encoding="utf-8", newline="") as fh:
-        header, *body = list(csv.reader(fh))
+    header, *body = rejects_of(src, tmp_path / "out.csv", (6, 1))
     assert header == ["reject_line", "reject_reason", "id", "text", "line", "reason", "reject_raw_record"]
     assert body == [["4", "no text", "E-1", "", "L-e", "kosong", ""]]
 
@@ -169,11 +171,7 @@ def test_rejects_header_never_names_a_column_twice(model_dir, tmp_path):
         json.dumps({"id": "J-3", "text": "", "raw_record": "x", "line": 9}),
         "{broken",
     ]) + "\n", encoding="utf-8")
-    out = tmp_path / "out2.csv"
-    s = classify_file(src, out, model_dir=model_dir, jobs=1, chunk_size=2, progress=False)
-    assert (s.rows_written, s.rows_rejected) == (1, 3)
-    with open(output_paths(out, "csv")[0], encoding="utf-8", newline="") as fh:
-        header, *body = list(csv.reader(fh))
+    header, *body = rejects_of(src, tmp_path / "out2.csv", (1, 3))
     assert header == ["reject_line", "reject_reason", "id", "text", "raw_record", "line", "reject_raw_record"]
     assert [b[:2] for b in body[:2]] == [["1", "no text"], ["3", "no text"]]
     assert body[2][0] == "4" and body[2][1].startswith("malformed JSON")
