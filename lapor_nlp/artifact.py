@@ -73,7 +73,8 @@ def save_model(model: ComplaintClassifier, out_dir: str | Path, *, info: dict | 
     _write_json(out / "stem_cache.json", cache)
     for name, data in (extra_files or {}).items():
         (out / name).write_bytes(data)
-    files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != MANIFEST)
+    files = sorted({"model.json", "model.npz", "stem_cache.json", *(extra_files or {})})
+    _remove_stale_files(out, keep=set(files))
     import sklearn
 
     manifest = {
@@ -90,6 +91,22 @@ def save_model(model: ComplaintClassifier, out_dir: str | Path, *, info: dict | 
     }
     _write_json(out / MANIFEST, manifest)
     return out
+
+
+def _remove_stale_files(out: Path, keep: set[str]) -> None:
+    """Retraining into a model directory: delete the files the previous model's manifest listed
+    that this model does not write (an old report must not pass for the new model's). Files the
+    manifest did not list are the user's: left alone, and not in the new manifest either."""
+    try:
+        old = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    for name in old:
+        if isinstance(name, str) and name not in keep and name == Path(name).name and name != MANIFEST:
+            try:
+                (out / name).unlink()
+            except FileNotFoundError:
+                pass
 
 
 def read_manifest(model_dir: str | Path) -> dict:

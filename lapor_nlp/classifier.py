@@ -7,11 +7,12 @@ without pickle.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .errors import NotFittedError
+from .errors import DataValidationError, InputValueError, NotFittedError
 from .features import TokenTfidf
 from .model import LinearHead
 from .text import Preprocessor
@@ -44,6 +45,21 @@ class ComplaintClassifier:
                 "max_features": self.max_features, "cv": self.cv,
                 "target_precision": self.target_precision, "random_state": self.random_state}
 
+    def check_params(self) -> None:
+        """A typed error for a parameter the fit could not use (before any work is done)."""
+        def number(name, ok, rule):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
+                raise InputValueError(f"{name} must be {rule}, got {v!r}")
+
+        number("C", lambda v: v > 0, "a number > 0")
+        number("ngram_max", lambda v: v in (1, 2), "1 or 2")
+        number("min_df", lambda v: v >= 1 and v == int(v), "a whole number >= 1")
+        number("cv", lambda v: v >= 2 and v == int(v), "a whole number >= 2")
+        number("target_precision", lambda v: 0 < v <= 1, "in (0, 1]")
+        if self.max_features is not None:
+            number("max_features", lambda v: v >= 1 and v == int(v), "a whole number >= 1 or None")
+
     @property
     def preprocessor_(self) -> Preprocessor:
         if self.preprocessor is None:
@@ -57,8 +73,18 @@ class ComplaintClassifier:
         tasks = {t: y for t, y in labels.items() if y is not None}
         if not tasks:
             raise ValueError("nothing to learn: give topic and/or agency labels")
+        self.check_params()
+        for task, y in tasks.items():
+            present = Counter(lab for lab in y if lab is not None)
+            if len(present) < 2:
+                raise DataValidationError(
+                    f"{task}: a classifier needs at least two labels, the data has "
+                    f"{dict(present) or 'none'}; train the other task only, or give more labelled rows")
         docs = self.tokenize(texts, progress=progress)
         self.features_ = TokenTfidf(self.ngram_max, self.min_df, self.max_features).fit(docs)
+        if not self.features_.words_:
+            raise DataValidationError(
+                f"no term occurs in min_df={self.min_df} or more of the {len(docs)} texts: lower min_df")
         X = self.features_.transform(docs)
         self.heads_: dict[str, LinearHead] = {}
         for task, y in tasks.items():

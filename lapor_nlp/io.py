@@ -96,8 +96,17 @@ def iter_rows(path: str | Path, fmt: str | None = None) -> Iterator[dict]:
 
 
 def csv_delimiter(path: str | Path) -> str:
-    """Tab for a ``.tsv`` file, comma otherwise: how every CSV reader in the project decides."""
-    return "\t" if str(path).lower().endswith(".tsv") else ","
+    """How every CSV reader in the project decides: tab for a ``.tsv`` file; a semicolon when the
+    header line has semicolons and no comma (what spreadsheet programs write where the comma is
+    the decimal mark, Indonesia included); a comma otherwise."""
+    if str(path).lower().endswith(".tsv"):
+        return "\t"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.readline(1 << 16)
+    except OSError:
+        return ","
+    return ";" if b";" in head and b"," not in head else ","
 
 
 def _open_csv(path: str | Path, *, strict: bool = False, consumed: list[str] | None = None):
@@ -173,7 +182,8 @@ def without_line_break(line: str) -> str:
 
 
 def _iter_jsonl(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8", errors="surrogateescape") as fh:
+    # utf-8-sig: a byte-order mark before the first line (Windows tools write one) is not data
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-from .errors import InputValueError, NotFittedError
+from .errors import DataValidationError, InputValueError, NotFittedError
 from .features import Rows
 
 try:  # scipy's own kernel for CSR @ dense (private, hence the fallback to the public operator)
@@ -53,7 +53,7 @@ class LinearHead:
         y = np.asarray(y, dtype=object)
         self.classes_ = np.array(sorted(set(y)), dtype=object)
         if len(self.classes_) < 2:
-            raise ValueError("a head needs at least two labels")
+            raise DataValidationError(f"a classifier needs at least two labels, got {list(self.classes_)}")
         yi = np.searchsorted(self.classes_, y)
         # Out-of-fold decision values for calibration and thresholds.
         counts = np.bincount(yi, minlength=len(self.classes_))

@@ -50,6 +50,8 @@ MASKED = [
     ("rekening BCA atas nama Budi Santoso nomor 1234567890", "[REKENING]", "1234567890"),
     ("rek mandiri 1410012345678", "[REKENING]", "1410012345678"),
     ("no BPJS 0001234567890 ditolak", "[NIK]", "0001234567890"),
+    ("NISN : 0012345678 belum terdaftar", "[NIK]", "0012345678"),
+    ("nomor induk siswa (nis) 202312345", "[NIK]", "202312345"),
     ("ID pelanggan PLN 512345678901", "[NIK]", "512345678901"),
 ]
 
@@ -67,6 +69,7 @@ UNTOUCHED = [
     "rumah blok A-12 dan B-3",
     "jam 09.00-10.00 dan 13.00-14.00",
     "tanggal 01.02.2022",
+    "KK kami terbit 12.03.2022",   # an identity cue before a date
 ]
 
 

@@ -222,6 +222,10 @@ def test_evaluate_refuses_to_write_its_report_into_the_model(trained, small_csv)
     ({"columns": Columns(id="id", topic=None, agency=None)}, "InputValueError", "nothing to train"),
     ({"columns": Columns(id="id", date="tanggal"), "split_date": "2024-02-01"}, "DataValidationError",
      "'tanggal' not found"),
+    ({"C": -1}, "InputValueError", "C must be a number > 0"),
+    ({"target_precision": 1.5}, "InputValueError", r"target_precision must be in \(0, 1\]"),
+    ({"min_df": 100000}, "DataValidationError", "no term occurs in min_df=100000"),
+    ({"min_count": 10**6}, "DataValidationError", "training side is empty.*fewer than --min-count"),
 ])
 def test_impossible_training_requests_are_clear_errors(small_csv, tmp_path, kwargs, error, match):
     import lapor_nlp.errors as errors
@@ -252,6 +256,96 @@ def test_every_usable_row_is_trained_tested_or_counted_as_dropped(small_csv, tmp
     d = r.info["data"]
     assert d["rows_used"] == d["train_rows"] + d["test_rows"] + sum(d["rows_dropped"].values())
     assert d["rows_dropped"]["test_duplicates_of_train"] >= 1
+
+
+def test_one_label_is_a_clear_error(tmp_path):
+    rows = [dict(r, agency="dinas_pu") for r in corpus_rows(40)]
+    path = write_csv(tmp_path / "one.csv", rows)
+    with pytest.raises(DataValidationError, match="agency: a classifier needs at least two labels.*dinas_pu"):
+        train(path, None, columns=Columns(topic=None), quiet=True)
+
+
+def test_rows_whose_every_label_is_rare_are_counted_as_dropped(small_csv):
+    """With one task and rare labels dropped, their rows are neither trained nor tested on: they
+    are counted under rows_dropped, and rows_per_task says what each task learnt from."""
+    r = train(small_csv, None, columns=Columns(id="id", topic=None), min_count=20, quiet=True)
+    d = r.info["data"]
+    rare_rows = sum(d["rare_labels"]["agency"]["labels"].values())
+    assert rare_rows > 0 and d["rows_dropped"]["rare_labels"] == rare_rows
+    assert d["rows_used"] == d["train_rows"] + d["test_rows"] + sum(d["rows_dropped"].values())
+    assert d["rows_per_task"]["agency"] == {"train": d["train_rows"], "test": d["test_rows"]}
+    # two tasks: a row with one rare label still trains the other task; a row is dropped only
+    # when both are rare, so every training row carries at least one task's label
+    r = train(small_csv, None, columns=Columns(id="id"), min_count=20, quiet=True)
+    d = r.info["data"]
+    per = d["rows_per_task"]
+    assert d["rows_used"] == d["train_rows"] + d["test_rows"] + sum(d["rows_dropped"].values())
+    assert per["agency"]["train"] < d["train_rows"] and per["topic"]["train"] <= d["train_rows"]
+    assert per["topic"]["train"] + per["agency"]["train"] >= d["train_rows"]
+
+
+def test_retraining_into_a_model_directory_leaves_no_old_report(small_csv, tmp_path):
+    out = tmp_path / "m"
+    train(small_csv, out, columns=Columns(id="id", date="date"), quiet=True)
+    assert (out / "metrics.json").exists()
+    (out / "NOTES.txt").write_text("the user's own file", encoding="utf-8")
+    # the same directory, now with an empty test side: no metrics, so no report at all
+    train(small_csv, out, columns=Columns(id="id", date="date"), split_date="2030-01-01", quiet=True)
+    files = set(verify(out)["files"])
+    assert not (out / "metrics.json").exists() and not any(out.glob("*.png"))
+    assert files == {"model.json", "model.npz", "stem_cache.json", "routing.json", "data_report.json"}
+    assert (out / "NOTES.txt").exists()  # not the model's: neither removed nor hashed
+
+
+def test_label_spellings_that_differ_only_by_case_are_reported(small_csv, tmp_path, caplog):
+    import csv
+    import logging
+
+    with open(small_csv, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows[:10]:
+        r["agency"] = r["agency"].upper()
+    path = write_csv(tmp_path / "variants.csv", rows)
+    with caplog.at_level(logging.WARNING, logger="lapor_nlp"):
+        r = train(path, None, columns=Columns(id="id"), quiet=True)
+    assert r.data_report.label_variants["agency"]
+    assert any("differ only by case or spacing" in m for m in caplog.messages)
+
+
+def test_jsonl_exports_bom_and_misspelt_optional_keys(tmp_path):
+    rows = corpus_rows(30)
+    lines = [json.dumps({"id": f"j{i}", "text": r["text"], "topic": r["topic"], "agency": r["agency"]})
+             for i, r in enumerate(rows)]
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode("utf-8") + b"\n")
+    ex, report = load_labelled(path, Columns(id="id"))
+    assert report.rows_rejected == 0 and len(ex) == 30 and ex[0].id == "j0"
+    with pytest.raises(DataValidationError, match="no line has the key.*'ID'"):
+        load_labelled(path, Columns(id="ID"))
+
+
+def test_rows_without_a_date_are_named_for_split_date(small_csv, tmp_path):
+    import csv
+
+    with open(small_csv, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rows[4]["date"] = ""
+    path = write_csv(tmp_path / "gap.csv", rows)
+    with pytest.raises(DataValidationError, match="1 row.* have none, the first at line 6"):
+        train(path, None, columns=Columns(id="id", date="date"), split_date="2024-02-01", quiet=True)
+
+
+def test_semicolon_separated_exports_are_read(small_csv, tmp_path):
+    import csv
+
+    with open(small_csv, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    path = tmp_path / "excel.csv"
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        csv.writer(fh, delimiter=";", lineterminator="\r\n").writerows(rows)
+    ex, report = load_labelled(path, Columns(id="id"))
+    ref, _ = load_labelled(small_csv, Columns(id="id"))
+    assert [(e.id, e.text, e.agency) for e in ex] == [(e.id, e.text, e.agency) for e in ref]
 
 
 def test_save_refuses_an_unfitted_model(tmp_path):

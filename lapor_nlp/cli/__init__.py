@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         format="lapor-nlp: %(message)s",
         stream=sys.stderr,
     )
+    # Library warnings (scikit-learn's, say) are log messages too: shown normally, silenced by -q.
+    logging.captureWarnings(True)
     try:
         return int(args.run(args) or 0)
     except LaporError as exc:

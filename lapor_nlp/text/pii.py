@@ -44,6 +44,9 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)
 _RUN = re.compile(r"\d[\d().\- ]*\d|\d")
 # "rekening BCA a.n. Budi Santoso nomor 1234567890": the cue may be a bank and a name away.
 _REK_CUE = re.compile(r"(?:rekening|rek|norek)\b[^\d\n]{0,45}$", re.IGNORECASE)
+# An identity number named as such: "NISN : 0012345678" (10 digits), "NIP", "NPWP", "no KTP".
+_ID_CUE = re.compile(r"(?:nisn|nis|nik|nkk|kk|ktp|npwp|bpjs|kis|kip|nip|nrp|nomor induk)\b[^\d\n]{0,15}$",
+                     re.IGNORECASE)
 _CONTEXT = 60  # characters before a run that its classification reads
 # A plate's parts may be joined by spaces or by nothing ("L 1234 AB", "B1234XYZ"), or by the same
 # dash or dot on both sides ("B-1234-XYZ", "L.1234.AB"); one dash or dot alone is something else
@@ -68,6 +71,8 @@ def _classify(run: str, n: int, digits: str, before: str) -> str | None:
         return "[TELEPON]"
     if 7 <= n <= 20 and _REK_CUE.search(before):
         return "[REKENING]"
+    if 9 <= n <= 20 and _ID_CUE.search(before):  # 9+: not a date (12.03.2022)
+        return "[NIK]"
     if digits.startswith("0") and 9 <= n <= 12 and digits[1] != "0":
         return "[TELEPON]"  # landline: (031) 567 8910, 021-1234-5678, 031.567.8910, 0215551234
     if run.startswith("+") and digits.startswith("62") and 9 <= n <= 13:

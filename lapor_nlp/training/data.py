@@ -78,6 +78,8 @@ class DataReport:
     rejected_by_reason: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
     rare_labels: dict = field(default_factory=dict)
+    #: {task: [[spellings of one label], ...]}: labels that differ only by case or spacing
+    label_variants: dict = field(default_factory=dict)
 
     def to_dict(self, max_problems: int = 200) -> dict:
         d = asdict(self)
@@ -120,6 +122,9 @@ def load_labelled(
     examples: list[Example] = []
     seen_ids: set[str] = set()
     checked_header = False
+    is_jsonl = detect_format(path, fmt) == "jsonl"
+    # JSON lines may each lack an optional key, so a named one is only required on some line.
+    unseen = set(columns.optional().values()) if require_optional and is_jsonl else set()
     for row in iter_rows(path, fmt):
         report.rows_read += 1
         line = row[LINE]
@@ -131,7 +136,7 @@ def load_labelled(
             # A CSV or Parquet row holds every column; the optional ones (title, date, id,
             # location) may be absent from a single JSON line, so only there they are not required.
             wanted = [c for c in (columns.text, columns.topic, columns.agency) if c]
-            if require_optional and detect_format(path, fmt) != "jsonl":
+            if require_optional and not is_jsonl:
                 wanted += columns.optional().values()
             missing = [c for c in wanted if c not in row]
             if missing:
@@ -140,6 +145,8 @@ def load_labelled(
                     f"{', '.join(repr(k) for k in row if k != LINE)}. Map columns with --text-col, "
                     "--topic-col, --agency-col (or set one to '' to train without it)."
                 )
+        if unseen:
+            unseen.difference_update([c for c in unseen if c in row])
         rid = _value(row, columns.id)
         fields = {k: _value(row, getattr(columns, k)) for k in
                   ("text", "title", "topic", "agency", "date")}
@@ -169,8 +176,13 @@ def load_labelled(
             ex.agency, ex.agency_label = name.type, name.label
             ex.agency_place, ex.agency_level = name.place, name.level
         examples.append(ex)
+    if unseen and report.rows_read > len(report.problems):
+        raise DataValidationError(
+            f"{path}: no line has the key(s) {', '.join(map(repr, sorted(unseen)))} named for an "
+            "optional column; check the spelling (keys are case-sensitive) or leave the option out")
     report.rows_rejected = len(report.problems)
     report.rows_used = len(examples)
+    report.label_variants = label_variants(examples)
     report.rejected_by_reason = dict(Counter(_reason_kind(p.reason) for p in report.problems))
     if report.problems and not skip_bad:
         shown = "\n".join(f"  line {p.line}: {p.reason}" for p in report.problems[:20])
@@ -178,10 +190,32 @@ def load_labelled(
         raise DataValidationError(
             f"{path}: {len(report.problems)} of {report.rows_read} rows are unusable:\n{shown}"
             + (f"\n  ... and {more} more" if more > 0 else "")
+            + ("\nThe file is read as UTF-8: one saved in another encoding (Windows-1252, Latin-1) "
+               "must be saved again as UTF-8." if any(map(_is_undecodable_kind, report.rejected_by_reason)) else "")
             + "\nFix them, or pass --skip-bad (skip_bad=True) to train without them.",
             problems=report.problems,
         )
     return examples, report
+
+
+def label_variants(examples: list[Example]) -> dict[str, list[list[str]]]:
+    """Per task, the groups of label spellings that differ only by case or spacing ("Dinsos",
+    "DINSOS"): each is learnt as a class of its own, which is rarely what the data means."""
+    out = {}
+    for task in ("topic", "agency"):
+        groups: dict[str, set] = {}
+        for e in examples:
+            label = getattr(e, "agency_label" if task == "agency" else task)
+            if label:
+                groups.setdefault(" ".join(label.casefold().split()), set()).add(label)
+        found = [sorted(g) for g in groups.values() if len(g) > 1]
+        if found:
+            out[task] = sorted(found)
+    return out
+
+
+def _is_undecodable_kind(kind: str) -> bool:
+    return kind.startswith("undecodable")
 
 
 def _reason_kind(reason: str) -> str:
@@ -234,8 +268,12 @@ def split_examples(examples: list[Example], *, split_date: str | None = None, te
     removed from the test side (and repeated test texts are kept once)."""
     if split_date:
         split_date = iso_date(split_date, "split_date")
-        if any(e.date is None for e in examples):
-            raise DataValidationError("--split-date needs a date for every row (map it with --date-col)")
+        undated = [Problem(e.line, "no date", e.id) for e in examples if e.date is None]
+        if undated:
+            raise DataValidationError(
+                f"--split-date needs a date for every row; {len(undated)} row(s) have none, the first "
+                f"at line {undated[0].line} (map the date column with --date-col, or fill those dates)",
+                undated)
         # Dates are compared as text, which is right only for YYYY-MM-DD[...] values: check them.
         bad = [Problem(e.line, f"date {e.date[:40]!r} is not YYYY-MM-DD", e.id)
                for e in examples if not _is_iso_date(e.date[:10])]

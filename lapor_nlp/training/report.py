@@ -75,6 +75,9 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+_MAX_CM_LABELS = 40  # beyond this a cell is too small to read
+
+
 def _confusion_png(task: str, m: dict) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -82,7 +85,8 @@ def _confusion_png(task: str, m: dict) -> bytes:
     cm = np.asarray(m["confusion_matrix"]["matrix"], dtype=float)
     # Show the labels that occur (gold or predicted), at most 40 by support.
     occ = np.flatnonzero(cm.sum(0) + cm.sum(1) > 0) if cm.size else np.array([], int)
-    occ = occ[np.argsort(-(cm.sum(1)[occ]), kind="stable")][:40]
+    n_occ = len(occ)
+    occ = occ[np.argsort(-(cm.sum(1)[occ]), kind="stable")][:_MAX_CM_LABELS]
     cm = cm[np.ix_(occ, occ)]
     labels = [labels[i][:32] for i in occ]
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -98,7 +102,9 @@ def _confusion_png(task: str, m: dict) -> bytes:
                         color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold (row-normalised colour, counts in cells)")
-    ax.set_title(f"{task}: confusion matrix (accuracy {m['accuracy']:.3f}, n={m['n']})")
+    shown = (f"; the {len(occ)} labels with most test rows of {n_occ}, all in metrics.json"
+             if n_occ > len(occ) else "")
+    ax.set_title(f"{task}: confusion matrix (accuracy {m['accuracy']:.3f}, n={m['n']}{shown})")
     return _png(fig)
 
 

@@ -132,16 +132,24 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
         from ..jurisdiction import require_regency
 
         home_region = require_regency(home_region).name
+    ComplaintClassifier(C=C, ngram_max=ngram_max, min_df=min_df,
+                        target_precision=target_precision).check_params()  # before reading
     progress = _Progress(quiet)
     examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
     log.info("read %d rows: %d usable, %d rejected %s", report.rows_read, report.rows_used,
              report.rows_rejected, report.rejected_by_reason or "")
+    for task, groups in report.label_variants.items():
+        log.warning("%s: %d label(s) are spelt in several ways that differ only by case or spacing "
+                    "and are learnt as separate classes: %s", task, len(groups),
+                    "; ".join(" / ".join(map(repr, g)) for g in groups[:5]) + (" ..." if len(groups) > 5 else ""))
     n_usable = len(examples)
     for task in tasks:
         examples, rare_labels = handle_rare(examples, task, min_count, rare)
         if rare_labels:
             report.rare_labels[task] = {"policy": rare, "min_count": min_count, "labels": rare_labels}
             log.info("%s: %d labels under %d examples (%s)", task, len(rare_labels), min_count, rare)
+    # A row whose every label was dropped as rare is used by no task: it leaves here, counted.
+    examples = [e for e in examples if any(getattr(e, t) is not None for t in tasks)]
     if split_date or test_size > 0:
         train_ex, test_ex = split_examples(examples, split_date=split_date, test_size=test_size,
                                            stratify=tasks[-1],
@@ -156,7 +164,9 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     if not train_ex:
         raise DataValidationError(
             "the training side is empty" + (f": every row is dated on or after --split-date {split_date}"
-                                            if split_date else ""))
+                                            if split_date and examples else "")
+            + (f" ({dropped['rare_labels']} rows dropped: their labels have fewer than --min-count "
+               f"{min_count} examples)" if dropped["rare_labels"] else ""))
     if (split_date or test_size > 0) and not test_ex:
         log.warning("the test side is empty%s: no metrics and no report files are written",
                     f" (no row dated on or after {split_date})" if split_date else "")
@@ -187,6 +197,11 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                  "rows_rejected": report.rows_rejected, "rejected_by_reason": report.rejected_by_reason,
                  "rare_labels": report.rare_labels, "train_rows": len(train_ex),
                  "test_rows": len(test_ex), "rows_dropped": dropped, "refit_all": refit_all,
+                 # per task: the rows that carry its label (a row's rare label is dropped from
+                 # that task only, so a task may learn from fewer rows than train_rows)
+                 "rows_per_task": {t: {"train": sum(getattr(e, t) is not None for e in train_ex),
+                                       "test": sum(getattr(e, t) is not None for e in test_ex)}
+                                   for t in tasks},
                  "split": {"split_date": split_date, "test_size": None if split_date else test_size,
                            "seed": seed}},
         "label_counts": {t: dict(Counter(getattr(e, t) for e in (examples if refit_all else train_ex)
