@@ -12,11 +12,16 @@ Rules, in order:
 
 1. A structured ``location`` field wins over anything in the text.
 2. In the text, each mention is matched against names and aliases; a single word that is also an
-   ordinary Indonesian word ("batu", "malang", "genteng") counts only after a cue such as "kota",
-   "kab", "kec", "kel", "desa" or "di".
-3. A name shared by several regions (a kecamatan in two cities, "Kabupaten"/"Kota Bandung" written
+   ordinary Indonesian word ("batu", "malang") counts only after a cue such as "kota", "kab" or
+   "di", and a district or village whose name is made of ordinary words only ("genteng", "air
+   hitam", "taman") only after a cue naming its level ("kec", "kelurahan", "desa"): "di taman
+   kota" is a park.
+3. A name shared by several regions (a kecamatan in two cities, "Kabupaten"/"Kota Serang" written
    bare) is kept only if other mentions or fields say which one is meant; otherwise it is dropped,
-   and a place-bound agency then asks for review rather than guessing.
+   and a place-bound agency then asks for review rather than guessing. Where usage settles it,
+   an alias says which one a bare name means ("bandung", "bogor", "kediri": the city; "kab bdg":
+   the regency). A district or village placed in another regency or province than the text names
+   is dropped too.
 4. The most specific region found wins.
 """
 
@@ -25,7 +30,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import compress
 
@@ -40,6 +45,12 @@ _CUES = {
     "district": ("kecamatan", "kec", "kcmtn", "distrik", "di", "wilayah"),
     "village": ("kelurahan", "kel", "kelurhan", "desa", "ds", "di", "wilayah"),
 }
+# The cues that name the level itself: a finer place whose name is made of ordinary words ("Air
+# Hitam", "Taman", "Tugu") counts only after one of these, since "di taman kota" is a park.
+_LEVEL_CUES = {level: tuple(c for c in cues if c not in ("di", "wilayah", "daerah"))
+               for level, cues in _CUES.items()}
+# How a name is matched in text: anywhere, after any cue, or only after a cue naming its level.
+_ANYWHERE, _ANY_CUE, _LEVEL_CUE = 0, 1, 2
 _PUNCT = str.maketrans({c: " " for c in ".,;:!?()[]{}\"'/\\-_#*&+=<>|~`^%$@"})
 
 
@@ -88,6 +99,18 @@ def _indonesian_words() -> frozenset[str]:
     from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
 
     return frozenset(StemmerFactory().get_words())
+
+
+def _cue_needed(place: Place, key: str, words: frozenset[str]) -> int:
+    """How a name must be preceded in text to count. A district or village whose name is made
+    of ordinary words only ("air hitam", "taman", "tugu") needs a cue naming its level
+    ("kelurahan", "kec", "desa"); a one-word region or province name that is an ordinary word
+    ("batu", "malang") needs any cue ("kota", "di", ...); other names count anywhere."""
+    if place.level in ("district", "village") and all(w in words for w in key.split()):
+        return _LEVEL_CUE
+    if " " not in key and key in words:
+        return _ANY_CUE
+    return _ANYWHERE
 
 
 def _bare_keys(place: Place) -> list[str]:
@@ -142,18 +165,16 @@ class Gazetteer:
                           vd.get(name) if level == "village" else None)
                 self.places.append(p)
                 self.by_name.setdefault((level, _norm(name)), []).insert(0, p)
-        self.index: dict[str, list[tuple[Place, bool]]] = {}
+        self.index: dict[str, list[tuple[Place, int]]] = {}
         words = _indonesian_words()
         for p in self.places:
             for key in _bare_keys(p):
-                # A one-word name that is also a common word needs a cue before it.
-                needs_cue = " " not in key and key in words
-                self.index.setdefault(key, []).append((p, needs_cue))
+                self.index.setdefault(key, []).append((p, _cue_needed(p, key, words)))
         # An alias says which region a bare name means ("bandung" -> Kota Bandung), so it
         # replaces the bare-name candidates rather than adding one more.
         for alias, canonical, level in _aliases():
             for p in self.by_name.get((level, _norm(canonical)), [])[:1]:
-                self.index[alias] = [(p, " " not in alias and alias in words)]
+                self.index[alias] = [(p, _ANY_CUE if " " not in alias and alias in words else _ANYWHERE)]
         # first word -> the lengths (in words) of the names it starts, longest first: a common
         # first word such as "di" ("DI Yogyakarta") costs one lookup, not one per length.
         lengths: dict[str, set[int]] = {}
@@ -170,8 +191,9 @@ class Gazetteer:
             return None
         province = self._lookup("province", location.province)
         regency = self._lookup("regency", location.regency, province=province)
-        district = self._lookup("district", location.district, regency=regency)
-        village = self._lookup("village", location.subdistrict, regency=regency, district=district)
+        district = _within(self._lookup("district", location.district, regency=regency), regency)
+        village = _within(self._lookup("village", location.subdistrict, regency=regency, district=district),
+                          regency)
         return village or district or regency or province
 
     def _lookup(self, level: str, value: str | None, province: Place | None = None,
@@ -186,7 +208,7 @@ class Gazetteer:
         if not cands and level == "regency":
             cands = [p for pre in ("kabupaten ", "kota ") for p in self.by_name.get((level, pre + key), [])]
         cands = _consistent(cands, province, regency, district)
-        uniq = list(dict.fromkeys(cands))
+        uniq = _same_places_once(list(dict.fromkeys(cands)))
         if len(uniq) == 1:
             return uniq[0]
         if uniq and level in ("district", "village") and regency is None and self.prefer_regency:
@@ -222,8 +244,9 @@ class Gazetteer:
                 hits = index.get(" ".join(words[i:i + k]) if k > 1 else words[i])
                 if not hits:
                     continue
-                cue = i > 0 and words[i - 1] in _CUES.get(hits[0][0].level, ())
-                cands = [p for p, needs_cue in hits if cue or not needs_cue]
+                prev = words[i - 1] if i > 0 else ""
+                cands = [p for p, need in hits
+                         if need == _ANYWHERE or prev in (_CUES if need == _ANY_CUE else _LEVEL_CUES)[p.level]]
                 if cands:
                     found.append(list(dict.fromkeys(cands)))
                     nxt = i + k
@@ -270,8 +293,13 @@ def _consistent(cands, province=None, regency=None, district=None):
 
 
 def _disambiguate(found: list[list[Place]]) -> list[Place]:
-    """Keep each mention's unique candidate; resolve shared names with the other mentions."""
+    """Keep each mention's unique candidate; resolve shared names with the other mentions. A
+    district or village placed in another regency or province than the ones the text names is
+    dropped: "Sukajadi, Pekanbaru" is not the Sukajadi of Bandung that a model learnt."""
     sure = [c[0] for c in found if len(c) == 1]
+    named_regencies = {p.name for p in sure if p.level == "regency"}
+    named_provinces = {p.name for p in sure if p.level == "province"}
+    sure = [p for p in sure if not _elsewhere(p, named_regencies, named_provinces)]
     provinces = {p.name for p in sure if p.level == "province"} | {p.province for p in sure if p.province}
     regencies = {p.name for p in sure if p.level == "regency"} | {p.regency for p in sure if p.regency}
     out = list(sure)
@@ -283,6 +311,41 @@ def _disambiguate(found: list[list[Place]]) -> list[Place]:
         if len(set(narrowed)) == 1:
             out.append(narrowed[0])
     return out
+
+
+def _within(p: Place | None, regency: Place | None) -> Place | None:
+    """A learnt district or village that does not say where it lies, placed in the regency the
+    structured fields give (so that a regency office can be named for it)."""
+    if p is None or regency is None or p.regency:
+        return p
+    return replace(p, regency=regency.name, province=p.province or regency.province)
+
+
+def _elsewhere(p: Place, regencies: set[str], provinces: set[str]) -> bool:
+    if p.level in ("district", "village") and regencies and p.regency and p.regency not in regencies:
+        return True
+    return p.level != "province" and bool(provinces) and bool(p.province) and p.province not in provinces
+
+
+def _same_places_once(cands: list[Place]) -> list[Place]:
+    """One candidate per place: a model's learnt copy of a district or village and the national
+    entry of the same name are one place when their regencies agree (or one has none); the one
+    that says more (code, regency) is kept."""
+    out: list[Place] = []
+    for p in cands:
+        for i, q in enumerate(out):
+            if (p.level, _norm(p.name)) == (q.level, _norm(q.name)) and \
+                    (not p.regency or not q.regency or p.regency == q.regency):
+                if _known(p) > _known(q):
+                    out[i] = p
+                break
+        else:
+            out.append(p)
+    return out
+
+
+def _known(p: Place) -> int:
+    return (p.code is not None) + (p.regency is not None) + (p.province is not None)
 
 
 def most_specific(places: list[Place]) -> Place | None:

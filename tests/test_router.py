@@ -268,6 +268,45 @@ def test_learnt_places_lie_in_the_regency_the_training_data_gave(router):
     assert "place_not_found" not in p.review_reasons
 
 
+def test_ordinary_words_are_not_taken_for_learnt_places(router):
+    """The default model learnt kelurahan and kecamatan named with ordinary words ("Air Hitam",
+    "Taman", "Tugu"): in text they count only after a cue naming their level."""
+    g = router.gazetteer
+    for text in ("air pdam keluar air hitam dan bau sudah tiga hari",
+                 "sampah menumpuk di taman kota sudah seminggu",
+                 "sampah menumpuk di tugu perbatasan"):
+        assert g.find_in_text(text) == [], text
+        p = router.predict(text)
+        assert p.jurisdiction is None and "place_not_found" in p.review_reasons
+    assert [p.name for p in g.find_in_text("banjir di kelurahan air hitam")] == ["Air Hitam"]
+
+
+def test_a_learnt_place_in_another_regency_than_the_text_names_is_dropped(router):
+    # The model learnt Sukajadi in Kota Bandung; Pekanbaru has a Sukajadi too.
+    p = router.predict("Jalan berlubang di Sukajadi Pekanbaru sudah tiga bulan tidak diperbaiki")
+    assert p.jurisdiction.name == "Kota Pekanbaru" and p.routed_to.endswith("Kota Pekanbaru")
+    p = router.predict("Jalan berlubang di Sukajadi sudah tiga bulan tidak diperbaiki")
+    assert p.jurisdiction.name == "Sukajadi" and p.jurisdiction.regency == "Kota Bandung"
+
+
+@pytest.mark.parametrize("location, regency", [
+    ({"district": "Gubeng"}, "Kota Surabaya"),                                   # learnt + national
+    ({"regency": "Kota Surabaya", "district": "Gubeng"}, "Kota Surabaya"),
+    ({"regency": "Kota Malang", "subdistrict": "Oro-oro Dowo"}, "Kota Malang"),  # learnt, no regency
+])
+def test_structured_fields_naming_a_learnt_place_keep_their_regency(router, location, regency):
+    p = router.predict(Complaint(text="Jalan berlubang di depan rumah sudah tiga bulan tidak "
+                                      "diperbaiki, mohon segera ditangani", location=location))
+    assert p.jurisdiction.source == "field" and p.jurisdiction.regency == regency
+    assert "place_not_found" not in p.review_reasons and p.routed_to.endswith(regency)
+
+
+def test_regency_abbreviations(router):
+    g = router.gazetteer
+    assert [p.name for p in g.find_in_text("jalan rusak di kab bdg")] == ["Kabupaten Bandung"]
+    assert [p.name for p in g.find_in_text("jalan rusak di kab. bgr")] == ["Kabupaten Bogor"]
+
+
 @pytest.mark.parametrize("date", ["0", 1700000000, "05/01/2024", 1.5])
 def test_complaint_dates_are_dates_not_numbers(date):
     from pydantic import ValidationError
