@@ -87,3 +87,9 @@ class BatchCheckError(LaporError, RuntimeError):
     """A batch run's own consistency check failed (a count does not add up, parts disagree)."""
 
     code = "LAPOR-E041"
+
+
+class ServiceStartError(LaporError, RuntimeError):
+    """``lapor-nlp serve`` could not start its server (a port in use, say; the reason is logged)."""
+
+    code = "LAPOR-E050"

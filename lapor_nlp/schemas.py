@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
 
@@ -42,7 +42,12 @@ class Complaint(BaseModel):
     text: str = Field(..., description="the complaint as written",
                       examples=["Jalan berlubang di depan SDN 2 Kedungwaru, Tulungagung"])
     title: str | None = Field(None, max_length=1000)
-    id: str | None = Field(None, max_length=200)
+    # An integer id (a database key) is accepted and kept as its decimal string; the schema says so.
+    id: Annotated[str | None, WithJsonSchema({
+        "anyOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}, {"type": "null"}],
+        "default": None, "title": "Id",
+        "description": "your reference for the complaint; an integer is returned as a string"})] = \
+        Field(None, max_length=200)
     date: dt.date | dt.datetime | None = None
     channel: str | None = Field(None, max_length=100, examples=["whatsapp", "web", "sp4n-lapor"])
     location: Location | None = None

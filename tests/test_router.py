@@ -301,6 +301,11 @@ def test_structured_fields_naming_a_learnt_place_keep_their_regency(router, loca
     assert "place_not_found" not in p.review_reasons and p.routed_to.endswith(regency)
 
 
+def test_an_integer_id_is_accepted_and_the_schema_says_so():
+    assert Complaint(text="jalan rusak", id=17).id == "17"
+    assert {"type": "integer"} in json_schemas()["Complaint"]["properties"]["id"]["anyOf"]
+
+
 def test_regency_abbreviations(router):
     g = router.gazetteer
     assert [p.name for p in g.find_in_text("jalan rusak di kab bdg")] == ["Kabupaten Bandung"]

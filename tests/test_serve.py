@@ -432,6 +432,18 @@ def test_unknown_home_region_stops_before_serving(model_dir):
     assert "Atlantis" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_exit_1_with_a_clear_error(model_dir, workers):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = subprocess.run([sys.executable, "-m", "lapor_nlp", "serve", "--model", str(model_dir),
+                            "--no-auth", "--workers", workers, "--port", str(taken.getsockname()[1])],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "LAPOR-E050" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_missing_model_dir_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lapor_nlp", "serve", "--model", str(tmp_path / "nope"),
                         "--port", str(free_port())], cwd=REPO, capture_output=True, text=True,

@@ -15,6 +15,7 @@ most), then exit status 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import os
@@ -23,6 +24,7 @@ import socket
 import sys
 
 from .. import serve_settings as settings
+from ..errors import ServiceStartError
 
 HELP = "serve predictions over HTTP (FastAPI + uvicorn; pip install 'lapor-nlp[serve]')"
 INSTALL_HINT = "pip install 'lapor-nlp[serve]'"
@@ -98,6 +100,18 @@ def log_config(level: str) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _startup_failure_is_exit_1():
+    """uvicorn leaves with ``sys.exit(1 or 3)`` when it cannot start (a port in use, say), after
+    logging why: this command's exit status for that is 1, as for any other error."""
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise
+        raise ServiceStartError("the server could not start (the reason is logged above)") from None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import fastapi  # noqa: F401
@@ -146,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         # uvicorn re-raises the signal that stopped it once it has shut down; with the default
         # SIGTERM action that would kill the process (status -15) instead of exiting 0.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        server.run()
+        with _startup_failure_is_exit_1():
+            server.run()
         # started stays False when startup failed (the model did not load, the port is taken).
         return 0 if server.started else 1
 
@@ -171,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
     # uvicorn's bind_socket() leaves socket.proto at 0, and asyncio only sets TCP_NODELAY on
     # accepted connections whose proto is IPPROTO_TCP: without this re-wrap (proto read back from
     # the descriptor) every response waits ~40 ms on Nagle + delayed ACK.
-    sock = config.bind_socket()
+    with _startup_failure_is_exit_1():
+        sock = config.bind_socket()
     sock = socket.socket(fileno=sock.detach())
     supervisor = Multiprocess(config, sockets=[sock])
     supervisor.run()  # SIGTERM/SIGINT: each worker shuts down gracefully, then the parent returns
