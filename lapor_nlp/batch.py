@@ -48,7 +48,8 @@ from typing import Any
 
 from .errors import BatchCheckError, BatchInputError, InputTypeError, InputValueError
 from .io import (
-    ERROR, LINE, RAW, check_column_names, csv_header, detect_format, iter_rows, require_file, undecodable,
+    ERROR, LINE, RAW, RAW_ERRORS, check_column_names, csv_header, detect_format, iter_rows, refuse_compressed,
+    require_file, undecodable,
 )
 from .training.data import Columns, _reason_kind, _value
 
@@ -169,9 +170,31 @@ def reject_header(columns) -> tuple[list[str], str]:
 
 
 def row_undecodable(row: dict) -> bool:
+    """A value that cannot be written as UTF-8: bytes that were not UTF-8 in a CSV or JSON line,
+    a lone surrogate from a JSON escape, also inside a nested JSON value, or a Parquet binary
+    value that is not UTF-8 text."""
     for v in row.values():
-        if v.__class__ is str and not v.isascii() and undecodable(v):
+        if v.__class__ is str:
+            if not v.isascii() and undecodable(v):
+                return True
+        elif v is not None and _value_undecodable(v):
             return True
+    return False
+
+
+def _value_undecodable(v) -> bool:
+    if isinstance(v, str):
+        return undecodable(v)
+    if isinstance(v, (bytes, bytearray)):
+        try:
+            bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+        return False
+    if isinstance(v, dict):
+        return any(map(_value_undecodable, v.keys())) or any(map(_value_undecodable, v.values()))
+    if isinstance(v, (list, tuple)):
+        return any(map(_value_undecodable, v))
     return False
 
 
@@ -375,7 +398,7 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows: list[dict]) -> tuple[di
         body = [[line, reason] + [_cell(raw.get(c)) for c in rcols] + [raw.get(RAW) or ""]
                 for line, reason, raw in rejects]
         text, meta["reject_header_bytes"] = _csv_part([*REJECT_LEAD, *rcols, REJECT_RAW], body)
-        rdata = text.encode("utf-8", "surrogateescape")  # undecodable input goes back as it came
+        rdata = text.encode("utf-8", RAW_ERRORS)  # undecodable input goes back as it came
     else:
         rdata = "".join(json.dumps({"line": line, "reason": reason,
                                     "row": None if RAW in raw else raw, REJECT_RAW: raw.get(RAW)},
@@ -652,6 +675,24 @@ def _default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _check_output_paths(in_path: Path, out_path: Path, rej_path: Path, parts: Path) -> None:
+    """Refuse, before any work, what would overwrite the input or fail only at the end."""
+    src = in_path.resolve()
+    for what, p in (("output", out_path), ("rejects file", rej_path), ("work directory", parts)):
+        if p.resolve() == src:
+            raise BatchInputError(f"the {what} {p} would be the input file; choose another output name")
+    for p in (out_path, rej_path):
+        if p.is_dir():
+            raise BatchInputError(f"{p} is a directory; give the output file's path")
+    target = out_path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BatchInputError(f"cannot create the output directory {target}: {exc.strerror}") from None
+    if not os.access(target, os.W_OK):
+        raise BatchInputError(f"cannot write in the output directory {target}")
+
+
 def output_paths(output: str | Path, rej_fmt: str) -> tuple[Path, Path]:
     """``(rejects file, work directory)`` of an output path."""
     out = Path(output)
@@ -737,6 +778,7 @@ def classify_file(
         log = (lambda msg: print(f"lapor-nlp: {msg}", file=sys.stderr, flush=True)) if progress else (lambda msg: None)
     require_file(in_path)
     in_fmt = detect_format(in_path, fmt)
+    refuse_compressed(out_path)
     if out_fmt is None:
         try:
             out_fmt = detect_format(out_path)
@@ -744,12 +786,11 @@ def classify_file(
             out_fmt = in_fmt
     else:
         out_fmt = detect_format(out_path, out_fmt)
-    if out_path.resolve() == in_path.resolve():
-        raise BatchInputError("the output must not be the input file")
     if chunk_size < 1:
         raise BatchInputError("chunk_size must be at least 1")
     rej_fmt = "csv" if out_fmt == "csv" else "jsonl"
     rej_path, parts = output_paths(out_path, rej_fmt)
+    _check_output_paths(in_path, out_path, rej_path, parts)
     columns = columns or default_columns()
 
     input_columns, arrow_schema = _input_columns(in_path, in_fmt)
@@ -812,11 +853,12 @@ def classify_file(
     # The work directory: new, or resumed after checking it is the same job.
     done: dict[int, dict] = {}
     if parts.exists():
+        lock = _Lock(parts)  # first: a run still writing there is not an interrupted one
         if not resume:
+            lock.release()
             raise BatchInputError(
                 f"{parts} holds the finished chunks of an earlier, interrupted run. Pass --resume "
                 f"(resume=True) to finish it, or remove {parts} to start again.")
-        lock = _Lock(parts)
         try:
             done = _check_resume(parts, manifest, spec)
         except BaseException:
@@ -826,7 +868,10 @@ def classify_file(
     else:
         if resume:
             log(f"nothing to resume ({parts} does not exist): starting from the beginning")
-        parts.mkdir(parents=True)
+        try:
+            parts.mkdir(parents=True)
+        except OSError as exc:
+            raise BatchInputError(f"cannot create the work directory {parts}: {exc.strerror}") from None
         lock = _Lock(parts)
         (parts / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
 
@@ -948,7 +993,9 @@ def _check_resume(parts: Path, manifest: dict, spec: ChunkSpec) -> dict[int, dic
             f"{parts} and run again, or finish it with the lapor-nlp version that started it")
     diff = _differences({k: old.get(k) for k in ("input", "options")},
                         {k: manifest[k] for k in ("input", "options")})
-    if old.get("options", {}).get("model_version") is None:  # a Dask run on the default model
+    if None in (old.get("options", {}).get("model_version"), manifest["options"].get("model_version")):
+        # A Dask run on the default model cannot tell its version here (each worker builds its
+        # own); the parts' own model versions are still checked against each other.
         diff = [d for d in diff if not d.startswith("options.model_version")]
     if diff:
         raise BatchInputError(
@@ -1031,10 +1078,11 @@ def _count_rows(path: Path, fmt: str) -> int | None:
 def _join_csv(out, parts: Path, items, lead: list[str], cols: list[str], tail: list[str],
               surrogates: bool = False) -> None:
     errors = "surrogateescape" if surrogates else "strict"
+    write_errors = RAW_ERRORS if surrogates else "strict"
     header = lead + cols + tail
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(header)
-    out.write(buf.getvalue().encode("utf-8", errors))
+    out.write(buf.getvalue().encode("utf-8", write_errors))
     for name, pcols, hbytes in items:
         if list(pcols) == list(cols):
             with open(parts / name, "rb") as fh:
@@ -1054,10 +1102,10 @@ def _join_csv(out, parts: Path, items, lead: list[str], cols: list[str], tail: l
                 d = dict(zip(pcols, values[first:last]))
                 w.writerow(values[:first] + [d.get(c, "") for c in cols] + values[last:])
                 if buf.tell() > (1 << 20):
-                    out.write(buf.getvalue().encode("utf-8", errors))
+                    out.write(buf.getvalue().encode("utf-8", write_errors))
                     buf.seek(0)
                     buf.truncate()
-            out.write(buf.getvalue().encode("utf-8", errors))
+            out.write(buf.getvalue().encode("utf-8", write_errors))
 
 
 def _join_parquet(tmp: Path, parts: Path, names, metas, cols: list[str], spec: ChunkSpec) -> None:

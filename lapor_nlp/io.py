@@ -7,6 +7,7 @@ and flagged by :func:`undecodable`, instead of stopping the whole read.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import sys
@@ -22,19 +23,30 @@ ERROR = "__error__"
 RAW = "__raw__"  # the text of a line that could not be parsed, so that a rejects file can keep it
 
 
+_FORMAT_OF_SUFFIX = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                     ".json": "jsonl", ".csv": "csv", ".tsv": "csv"}
+_COMPRESSED = frozenset({".gz", ".bz2", ".xz", ".zst", ".zip"})
+
+
 def detect_format(path: str | Path, fmt: str | None = None) -> str:
     if fmt:
         if fmt not in FORMATS:
             raise BatchInputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
         return fmt
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if ".parquet" in suffixes or ".pq" in suffixes:
-        return "parquet"
-    if ".jsonl" in suffixes or ".ndjson" in suffixes or ".json" in suffixes:
-        return "jsonl"
-    if ".csv" in suffixes or ".tsv" in suffixes:
-        return "csv"
-    raise BatchInputError(f"cannot tell the format of {path}; pass --format csv|jsonl|parquet")
+    # The last suffix decides ("backlog.jsonl.out.csv" is CSV); compressed files are not read.
+    refuse_compressed(path)
+    found = _FORMAT_OF_SUFFIX.get(Path(path).suffix.lower())
+    if found is None:
+        raise BatchInputError(f"cannot tell the format of {path}; pass --format csv|jsonl|parquet")
+    return found
+
+
+def refuse_compressed(path: str | Path) -> None:
+    """A clear error for a compressed file's name, read or written (``.csv.gz``...)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in _COMPRESSED:
+        raise BatchInputError(f"{path} is a compressed file name ({suffix}); lapor-nlp reads and writes "
+                              "plain CSV, JSON Lines or Parquet: decompress the input / drop the suffix")
 
 
 def require_file(path: str | Path) -> Path:
@@ -68,6 +80,25 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+#: An encoding error handler for writing rejected input back: the undecodable bytes a file held
+#: (read as surrogate escapes) are written as they came; any other lone surrogate (a JSON "\\ud800"
+#: escape) is written as that escape's text, since no UTF-8 byte sequence stands for it.
+RAW_ERRORS = "lapor-nlp-raw"
+
+
+def _raw_bytes_or_escape(exc):
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = bytearray()
+    for ch in exc.object[exc.start:exc.end]:
+        c = ord(ch)
+        out += bytes([c - 0xDC00]) if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}".encode("ascii")
+    return bytes(out), exc.end
+
+
+codecs.register_error(RAW_ERRORS, _raw_bytes_or_escape)
 
 
 def undecodable(value: object) -> bool:

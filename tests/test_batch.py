@@ -179,6 +179,68 @@ def test_rejects_header_never_names_a_column_twice(model_dir, tmp_path):
     assert body[2][2:6] == ["", "", "", ""] and body[2][6] == "{broken"
 
 
+def test_outputs_that_would_clobber_the_input_or_fail_late_are_refused_first(model_dir, tmp_path):
+    src = tmp_path / "x.rejects.csv"
+    src.write_bytes(_csv_line(["id", "text"]) + _csv_line(["1", "jalan rusak di depan rumah kami"]))
+    before = src.read_bytes()
+    with pytest.raises(BatchInputError, match="rejects file .* would be the input"):
+        classify_file(src, tmp_path / "x.csv", model_dir=model_dir, jobs=1, progress=False)
+    assert src.read_bytes() == before
+    (tmp_path / "isdir").mkdir()
+    with pytest.raises(BatchInputError, match="is a directory"):
+        classify_file(src, tmp_path / "isdir", model_dir=model_dir, jobs=1, progress=False, out_fmt="csv")
+    assert not (tmp_path / "isdir.parts").exists()
+    with pytest.raises(BatchInputError, match="compressed"):
+        classify_file(src, tmp_path / "out.csv.gz", model_dir=model_dir, jobs=1, progress=False)
+
+
+def test_a_run_still_writing_is_not_called_interrupted(model_dir, tmp_path):
+    from lapor_nlp.batch import _Lock
+
+    src = tmp_path / "in.csv"
+    src.write_bytes(_csv_line(["id", "text"]) + _csv_line(["1", "jalan rusak di depan rumah kami"]))
+    parts = tmp_path / "out.csv.parts"
+    parts.mkdir()
+    held = _Lock(parts)  # what a live run holds
+    try:
+        with pytest.raises(BatchInputError, match="another run is writing"):
+            classify_file(src, tmp_path / "out.csv", model_dir=model_dir, jobs=1, progress=False)
+    finally:
+        held.release()
+    with pytest.raises(BatchInputError, match="earlier, interrupted run"):
+        classify_file(src, tmp_path / "out.csv", model_dir=model_dir, jobs=1, progress=False)
+
+
+def test_the_last_suffix_decides_the_format(model_dir, tmp_path):
+    from lapor_nlp.io import detect_format
+
+    assert detect_format("backlog.jsonl.out.csv") == "csv"
+    assert detect_format("a.parquet.csv") == "csv" and detect_format("a.csv.jsonl") == "jsonl"
+
+
+def test_values_that_cannot_be_written_as_utf8_are_rejected_not_a_crash(model_dir, tmp_path):
+    text = corpus_rows(1)[0]["text"]
+    src = tmp_path / "nested.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": text, "meta": {"x": "\ud800"}}) + "\n"
+                   + json.dumps({"id": "b", "text": text, "meta": {"x": "ok"}}) + "\n"
+                   + json.dumps({"id": "c", "text": text + " \ud800"}) + "\n", encoding="utf-8")
+    for out in (tmp_path / "n.csv", tmp_path / "n.jsonl"):
+        s = classify_file(src, out, model_dir=model_dir, jobs=1, progress=False)
+        assert (s.rows_written, s.rows_rejected) == (1, 2)
+        assert s.rejected_by_reason == {"undecodable bytes (not UTF-8)": 2}
+    # the CSV rejects file writes a lone surrogate as its JSON escape (no UTF-8 bytes stand for it)
+    rejected = output_paths(tmp_path / "n.csv", "csv")[0].read_bytes()
+    assert rejected.count(b"\\ud800") == 2
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    src = tmp_path / "blob.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": [text, text], "blob": [b"\xff\xfe", b"ok"]}), src)
+    for out in (tmp_path / "b.csv", tmp_path / "b.jsonl"):
+        s = classify_file(src, out, model_dir=model_dir, jobs=1, progress=False)
+        assert (s.rows_written, s.rows_rejected) == (1, 1)
+        assert b"\xff" not in out.read_bytes()
+
+
 def test_jsonl_and_parquet(model_dir, reference, messy, tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")

@@ -2,8 +2,9 @@
 column plus topic, topic_score, agency, agency_score, routed_to, needs_review, review_reasons and
 model_version, rows in input order. Memory stays bounded whatever the input size.
 
-Rows that cannot be classified (no text, undecodable bytes, a malformed line) go to
-OUTPUT.rejects.csv (or .jsonl) with their input line number and reason; the run checks that rows
+Rows that cannot be classified (no text, undecodable bytes, a malformed line) go to a rejects
+file beside OUTPUT (out.csv -> out.rejects.csv; .jsonl for JSON Lines or Parquet output) with
+their input line number and reason; the run checks that rows
 read = rows written + rows rejected. Finished chunks are kept in OUTPUT.parts/ until the end, so an
 interrupted run (Ctrl-C, a killed process) is finished with the same command plus --resume; OUTPUT
 appears only when it is complete.
