@@ -300,6 +300,10 @@ def _disambiguate(found: list[list[Place]]) -> list[Place]:
     named_regencies = {p.name for p in sure if p.level == "regency"}
     named_provinces = {p.name for p in sure if p.level == "province"}
     sure = [p for p in sure if not _elsewhere(p, named_regencies, named_provinces)]
+    regency = next((p for p in sure if p.level == "regency"), None)
+    if regency is not None and len(named_regencies) == 1:
+        # "kecamatan Gubeng, Surabaya": a learnt place that does not say where it lies is there
+        sure = [_within(p, regency) if p.level in ("district", "village") else p for p in sure]
     provinces = {p.name for p in sure if p.level == "province"} | {p.province for p in sure if p.province}
     regencies = {p.name for p in sure if p.level == "regency"} | {p.regency for p in sure if p.regency}
     out = list(sure)
@@ -346,6 +350,19 @@ def _same_places_once(cands: list[Place]) -> list[Place]:
 
 def _known(p: Place) -> int:
     return (p.code is not None) + (p.regency is not None) + (p.province is not None)
+
+
+def several_regions(places: list[Place]) -> bool:
+    """True when the places found lie in two or more regencies (or provinces), none inside the
+    other: "warga Kota Surabaya ... jalan rusak di Kabupaten Gresik" names two, and which one the
+    problem is in is for a person to read."""
+    regencies = {p.name if p.level == "regency" else p.regency for p in places
+                 if p.level == "regency" or (p.level != "province" and p.regency)}
+    if len(regencies) > 1:
+        return True
+    provinces = {p.name if p.level == "province" else p.province for p in places
+                 if p.level == "province" or p.province}
+    return len(provinces) > 1
 
 
 def most_specific(places: list[Place]) -> Place | None:

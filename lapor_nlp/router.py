@@ -28,7 +28,7 @@ from pydantic import TypeAdapter
 from .artifact import load_model, model_version
 from .errors import InputTypeError, InputValueError
 from .jurisdiction import (
-    LEVELS, Gazetteer, Place, find_regency, most_specific, require_regency,
+    LEVELS, Gazetteer, Place, find_regency, most_specific, require_regency, several_regions,
 )
 from .schemas import Complaint, Prediction
 
@@ -326,12 +326,14 @@ class Router:
             if topic and agency and topic["label"] in self._pair_share:
                 if self._pair_share[topic["label"]].get(agency_label, 0.0) < 0.02:
                     reasons.append("topic_agency_disagree")
-            place = self._jurisdiction(c, words[i])
+            place, place_note = self._jurisdiction(c, words[i])
             rec["jurisdiction"] = self._region(place) if place else None
             routed, place_missing = self._routed_to(agency_label, place) if agency_label else (None, False)
             rec["routed_to"] = routed
             if place_missing:
                 reasons.append("place_not_found")
+            if place_note:
+                reasons.append(place_note)
             if short[i]:
                 reasons.append("text_too_short")
             else:
@@ -357,22 +359,26 @@ class Router:
                                        subdistrict=subdistrict, address=None)
         return self.gazetteer.from_fields(loc)
 
-    def _jurisdiction(self, c: str | Complaint, words: list[str]) -> tuple[Place, str] | None:
+    def _jurisdiction(self, c: str | Complaint, words: list[str]) -> tuple[tuple[Place, str] | None, str | None]:
+        """(the region and where it came from, or None; a review reason about it, or None)."""
         loc = None if type(c) is str else c.location
+        unresolved = None
         if loc is not None:
             place = self._from_fields(loc.province, loc.regency, loc.district, loc.subdistrict)
             if place is not None:
-                return place, "field"
+                return (place, "field"), None
+            if loc.province or loc.regency or loc.district or loc.subdistrict:
+                unresolved = "location_not_resolved"  # a misspelt field: the text decides, a person checks
             if loc.address:
                 found = most_specific(self.gazetteer.find_in_text(loc.address))
                 if found is not None:
-                    return found, "field"
-        found = most_specific(self.gazetteer.find_in_words(words))
-        if found is not None:
-            return found, "text"
+                    return (found, "field"), unresolved
+        places = self.gazetteer.find_in_words(words)
+        if places:
+            return (most_specific(places), "text"), unresolved or ("several_places" if several_regions(places) else None)
         if self._home_place is not None:
-            return self._home_place, "model_default"
-        return None
+            return (self._home_place, "model_default"), unresolved
+        return None, unresolved
 
     @staticmethod
     def _region(found: tuple[Place, str]) -> dict:

@@ -17,7 +17,8 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
 Level = Literal["province", "regency", "district", "village"]
 ReviewReason = Literal[
     "low_confidence_topic", "low_confidence_agency", "topic_agency_disagree",
-    "place_not_found", "text_too_short", "not_indonesian", "truncated",
+    "place_not_found", "several_places", "location_not_resolved", "text_too_short", "not_indonesian",
+    "truncated",
 ]
 
 

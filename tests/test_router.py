@@ -301,6 +301,18 @@ def test_structured_fields_naming_a_learnt_place_keep_their_regency(router, loca
     assert "place_not_found" not in p.review_reasons and p.routed_to.endswith(regency)
 
 
+def test_two_regions_in_the_text_or_an_unresolved_field_ask_for_review(router):
+    p = router.predict("Saya warga Kota Surabaya melaporkan jalan rusak parah di Kabupaten Gresik")
+    assert "several_places" in p.review_reasons and p.needs_review
+    p = router.predict("Jalan berlubang di kecamatan Gubeng, Kota Surabaya, Jawa Timur sudah lama")
+    assert "several_places" not in p.review_reasons  # one inside the other
+    assert p.jurisdiction.regency == "Kota Surabaya"  # the learnt kecamatan lies in the city named
+    p = router.predict(Complaint(text="Jalan berlubang di Kota Malang sudah lama tidak diperbaiki",
+                                 location=Location(regency="Kabupaten Slemn")))
+    assert p.jurisdiction.name == "Kota Malang" and p.jurisdiction.source == "text"
+    assert "location_not_resolved" in p.review_reasons
+
+
 def test_an_integer_id_is_accepted_and_the_schema_says_so():
     assert Complaint(text="jalan rusak", id=17).id == "17"
     assert {"type": "integer"} in json_schemas()["Complaint"]["properties"]["id"]["anyOf"]
