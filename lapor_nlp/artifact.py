@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -93,20 +94,29 @@ def save_model(model: ComplaintClassifier, out_dir: str | Path, *, info: dict | 
     return out
 
 
+#: The names of the files lapor-nlp itself writes into a model directory (model, routing, data
+#: report, evaluation report). Only these are ever removed when a model is retrained in place.
+_OWN_FILES = re.compile(r"(model\.json|model\.npz|stem_cache\.json|routing\.json|data_report\.json|"
+                        r"metrics\.json|errors\.md|(confusion_matrix|calibration)_[A-Za-z0-9_-]+\.png)")
+
+
 def _remove_stale_files(out: Path, keep: set[str]) -> None:
-    """Retraining into a model directory: delete the files the previous model's manifest listed
-    that this model does not write (an old report must not pass for the new model's). Files the
-    manifest did not list are the user's: left alone, and not in the new manifest either."""
+    """Retraining into a model directory: delete the files of the previous model that this one
+    does not write (an old report must not pass for the new model's). Only files that its
+    manifest listed and that lapor-nlp writes are touched: 0.3.0 manifests listed every file in
+    the directory, the user's own (a training CSV, notes) too, and those stay."""
     try:
         old = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("files") or {}
     except (OSError, ValueError, AttributeError):
         return
     for name in old:
-        if isinstance(name, str) and name not in keep and name == Path(name).name and name != MANIFEST:
+        if isinstance(name, str) and name not in keep and _OWN_FILES.fullmatch(name):
+            path = out / name
             try:
-                (out / name).unlink()
-            except FileNotFoundError:
-                pass
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+            except OSError:
+                pass  # not ours to fight over: left as it is, and not in the new manifest
 
 
 def read_manifest(model_dir: str | Path) -> dict:

@@ -182,19 +182,24 @@ def row_undecodable(row: dict) -> bool:
     return False
 
 
-def _value_undecodable(v) -> bool:
-    if isinstance(v, str):
-        return undecodable(v)
-    if isinstance(v, (bytes, bytearray)):
-        try:
-            bytes(v).decode("utf-8")
-        except UnicodeDecodeError:
-            return True
-        return False
-    if isinstance(v, dict):
-        return any(map(_value_undecodable, v.keys())) or any(map(_value_undecodable, v.values()))
-    if isinstance(v, (list, tuple)):
-        return any(map(_value_undecodable, v))
+def _value_undecodable(value) -> bool:
+    # A loop over a stack, not recursion: JSON may nest deeper than Python's recursion limit.
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if undecodable(v):
+                return True
+        elif isinstance(v, (bytes, bytearray)):
+            try:
+                bytes(v).decode("utf-8")
+            except UnicodeDecodeError:
+                return True
+        elif isinstance(v, dict):
+            stack += v.keys()
+            stack += v.values()
+        elif isinstance(v, (list, tuple)):
+            stack += v
     return False
 
 
@@ -993,14 +998,17 @@ def _check_resume(parts: Path, manifest: dict, spec: ChunkSpec) -> dict[int, dic
             f"{parts} and run again, or finish it with the lapor-nlp version that started it")
     diff = _differences({k: old.get(k) for k in ("input", "options")},
                         {k: manifest[k] for k in ("input", "options")})
-    if None in (old.get("options", {}).get("model_version"), manifest["options"].get("model_version")):
-        # A Dask run on the default model cannot tell its version here (each worker builds its
-        # own); the parts' own model versions are still checked against each other.
+    old_version = old.get("options", {}).get("model_version")
+    if old_version is None:  # a Dask run on the default model: each worker builds its own
         diff = [d for d in diff if not d.startswith("options.model_version")]
     if diff:
+        hint = ""
+        if old_version is not None and manifest["options"].get("model_version") is None:
+            hint = (" A cluster run on the default model cannot show its version here: resume it "
+                    "with --model naming the model directory the first run used.")
         raise BatchInputError(
             f"cannot resume from {parts}: it was made for a different job; changed: {'; '.join(diff)}. "
-            f"Remove {parts} to start again (or resume with the original input and options).")
+            f"Remove {parts} to start again (or resume with the original input and options).{hint}")
     done = {}
     for p in parts.iterdir():
         if p.name.endswith(".tmp"):  # a half-written part of the interrupted run

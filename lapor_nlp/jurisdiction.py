@@ -20,8 +20,8 @@ Rules, in order:
    bare) is kept only if other mentions or fields say which one is meant; otherwise it is dropped,
    and a place-bound agency then asks for review rather than guessing. Where usage settles it,
    an alias says which one a bare name means ("bandung", "bogor", "kediri": the city; "kab bdg":
-   the regency). A district or village placed in another regency or province than the text names
-   is dropped too.
+   the regency). A district or village placed in another regency than the text names is dropped
+   too.
 4. The most specific region found wins.
 """
 
@@ -294,12 +294,11 @@ def _consistent(cands, province=None, regency=None, district=None):
 
 def _disambiguate(found: list[list[Place]]) -> list[Place]:
     """Keep each mention's unique candidate; resolve shared names with the other mentions. A
-    district or village placed in another regency or province than the ones the text names is
-    dropped: "Sukajadi, Pekanbaru" is not the Sukajadi of Bandung that a model learnt."""
+    district or village placed in another regency than the ones the text names is dropped:
+    "Sukajadi, Pekanbaru" is not the Sukajadi of Bandung that a model learnt."""
     sure = [c[0] for c in found if len(c) == 1]
     named_regencies = {p.name for p in sure if p.level == "regency"}
-    named_provinces = {p.name for p in sure if p.level == "province"}
-    sure = [p for p in sure if not _elsewhere(p, named_regencies, named_provinces)]
+    sure = [p for p in sure if not _elsewhere(p, named_regencies)]
     regency = next((p for p in sure if p.level == "regency"), None)
     if regency is not None and len(named_regencies) == 1:
         # "kecamatan Gubeng, Surabaya": a learnt place that does not say where it lies is there
@@ -325,10 +324,11 @@ def _within(p: Place | None, regency: Place | None) -> Place | None:
     return replace(p, regency=regency.name, province=p.province or regency.province)
 
 
-def _elsewhere(p: Place, regencies: set[str], provinces: set[str]) -> bool:
-    if p.level in ("district", "village") and regencies and p.regency and p.regency not in regencies:
-        return True
-    return p.level != "province" and bool(provinces) and bool(p.province) and p.province not in provinces
+def _elsewhere(p: Place, regencies: set[str]) -> bool:
+    # Only a regency the text names counts against a district or village: a province name is
+    # weak evidence (streets are named after provinces: "Jl. Bali", "Jl. Aceh").
+    return p.level in ("district", "village") and bool(regencies) and bool(p.regency) \
+        and p.regency not in regencies
 
 
 def _same_places_once(cands: list[Place]) -> list[Place]:
@@ -353,16 +353,16 @@ def _known(p: Place) -> int:
 
 
 def several_regions(places: list[Place]) -> bool:
-    """True when the places found lie in two or more regencies (or provinces), none inside the
-    other: "warga Kota Surabaya ... jalan rusak di Kabupaten Gresik" names two, and which one the
-    problem is in is for a person to read."""
+    """True when the places found lie in two or more regencies, none inside the other ("warga
+    Kota Surabaya ... jalan rusak di Kabupaten Gresik": which one the problem is in is for a
+    person to read), or, with no regency found, in two or more provinces. A province beside a
+    regency in another one does not count: provinces name streets ("Jl. Bali, Surabaya")."""
     regencies = {p.name if p.level == "regency" else p.regency for p in places
                  if p.level == "regency" or (p.level != "province" and p.regency)}
-    if len(regencies) > 1:
-        return True
-    provinces = {p.name if p.level == "province" else p.province for p in places
-                 if p.level == "province" or p.province}
-    return len(provinces) > 1
+    if regencies:
+        return len(regencies) > 1
+    return len({p.name if p.level == "province" else p.province for p in places
+                if p.level == "province" or p.province}) > 1
 
 
 def most_specific(places: list[Place]) -> Place | None:

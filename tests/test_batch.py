@@ -231,6 +231,12 @@ def test_values_that_cannot_be_written_as_utf8_are_rejected_not_a_crash(model_di
     # the CSV rejects file writes a lone surrogate as its JSON escape (no UTF-8 bytes stand for it)
     rejected = output_paths(tmp_path / "n.csv", "csv")[0].read_bytes()
     assert rejected.count(b"\\ud800") == 2
+    # JSON nested deeper than Python's recursion limit is checked without recursing
+    deep = json.dumps({"id": "d", "text": text, "meta": json.loads("[" * 600 + "]" * 600)})
+    (tmp_path / "deep.jsonl").write_text(deep + "\n", encoding="utf-8")
+    s = classify_file(tmp_path / "deep.jsonl", tmp_path / "deep.out.jsonl", model_dir=model_dir,
+                      jobs=1, progress=False)
+    assert (s.rows_written, s.rows_rejected) == (1, 0)
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     src = tmp_path / "blob.parquet"

@@ -70,6 +70,9 @@ UNTOUCHED = [
     "jam 09.00-10.00 dan 13.00-14.00",
     "tanggal 01.02.2022",
     "KK kami terbit 12.03.2022",   # an identity cue before a date
+    "jenis bantuan Rp 150.000.000",  # "nis" inside a word is no cue
+    "biaya teknik Rp. 1.200.000.000",
+    "rumah di blok F.12.A",         # dots around 1-2 digits: a block number, not a plate
 ]
 
 

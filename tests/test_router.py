@@ -307,6 +307,9 @@ def test_two_regions_in_the_text_or_an_unresolved_field_ask_for_review(router):
     p = router.predict("Jalan berlubang di kecamatan Gubeng, Kota Surabaya, Jawa Timur sudah lama")
     assert "several_places" not in p.review_reasons  # one inside the other
     assert p.jurisdiction.regency == "Kota Surabaya"  # the learnt kecamatan lies in the city named
+    # a province beside a city in another one is a street name, not a second place
+    p = router.predict("Jalan berlubang di Jl. Bali no 5, Surabaya sudah lama tidak diperbaiki")
+    assert p.jurisdiction.name == "Kota Surabaya" and "several_places" not in p.review_reasons
     p = router.predict(Complaint(text="Jalan berlubang di Kota Malang sudah lama tidak diperbaiki",
                                  location=Location(regency="Kabupaten Slemn")))
     assert p.jurisdiction.name == "Kota Malang" and p.jurisdiction.source == "text"

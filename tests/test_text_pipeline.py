@@ -116,6 +116,7 @@ def test_invisible_characters_and_glued_long_numbers(preprocessor):
     assert preprocessor.tokens("jalan\u200brusak") == preprocessor.tokens("jalan rusak")
     # "mohon" is a stopword; the glued numbers are dropped whole
     assert preprocessor.tokens("kode0015551234 mohon transfer1234567890 jalan") == ["jalan"]
+    assert "[TELEPON]" in preprocessor.tokens("telp0215551234 jalan")  # a glued landline is masked
     assert "rt" in preprocessor.tokens("rt 03 rw 05")  # short numbers next to words stay as they were
     kept = Preprocessor(keep_numbers=True).tokens("kode0015551234 rt 03")
     assert "kode0015551234" in kept and "03" in kept

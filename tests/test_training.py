@@ -295,6 +295,14 @@ def test_retraining_into_a_model_directory_leaves_no_old_report(small_csv, tmp_p
     assert not (out / "metrics.json").exists() and not any(out.glob("*.png"))
     assert files == {"model.json", "model.npz", "stem_cache.json", "routing.json", "data_report.json"}
     assert (out / "NOTES.txt").exists()  # not the model's: neither removed nor hashed
+    # a 0.3.0 manifest listed every file in the directory, the user's too: those stay
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"].update({"NOTES.txt": "x", "train.csv": "x", "": "x", "..": "x"})
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (out / "train.csv").write_text("id,text\n", encoding="utf-8")
+    train(small_csv, out, columns=Columns(id="id", date="date"), quiet=True)
+    assert (out / "NOTES.txt").exists() and (out / "train.csv").exists()
+    assert (out / "metrics.json").exists() and "NOTES.txt" not in verify(out)["files"]
 
 
 def test_label_spellings_that_differ_only_by_case_are_reported(small_csv, tmp_path, caplog):
