@@ -51,6 +51,7 @@ MASKED = [
     ("rek mandiri 1410012345678", "[REKENING]", "1410012345678"),
     ("no BPJS 0001234567890 ditolak", "[NIK]", "0001234567890"),
     ("NISN : 0012345678 belum terdaftar", "[NIK]", "0012345678"),
+    ("data anak\\nNISN : 0012345678", "[NIK]", "0012345678"),        # after an escaped line break
     ("nomor induk siswa (nis) 202312345", "[NIK]", "202312345"),
     ("ID pelanggan PLN 512345678901", "[NIK]", "512345678901"),
 ]

@@ -43,9 +43,10 @@ _NOT_PLATE_SUFFIX = frozenset(
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _RUN = re.compile(r"\d[\d().\- ]*\d|\d")
 # "rekening BCA a.n. Budi Santoso nomor 1234567890": the cue may be a bank and a name away.
-_REK_CUE = re.compile(r"\b(?:rekening|rek|norek)\b[^\d\n]{0,45}$", re.IGNORECASE)
+_REK_CUE = re.compile(r"(?:\b|(?<=\\n))(?:rekening|rek|norek)\b[^\d\n]{0,45}$", re.IGNORECASE)
 # An identity number named as such: "NISN : 0012345678" (10 digits), "NIP", "NPWP", "no KTP".
-_ID_CUE = re.compile(r"\b(?:nisn|nis|nik|nkk|kk|ktp|npwp|bpjs|kis|kip|nip|nrp|nomor induk)\b[^\d\n]{0,15}$",
+# A cue starts a word, or follows a literal "\n" (exports that escaped their line breaks).
+_ID_CUE = re.compile(r"(?:\b|(?<=\\n))(?:nisn|nis|nik|nkk|kk|ktp|npwp|bpjs|kis|kip|nip|nrp|nomor induk)\b[^\d\n]{0,15}$",
                      re.IGNORECASE)
 _CONTEXT = 60  # characters before a run that its classification reads
 # A plate's parts may be joined by spaces or by nothing ("L 1234 AB", "B1234XYZ"), or by the same
