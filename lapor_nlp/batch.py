@@ -48,7 +48,7 @@ from typing import Any
 
 from .errors import BatchCheckError, BatchInputError, InputTypeError, InputValueError
 from .io import (
-    ERROR, LINE, RAW, RAW_ERRORS, check_column_names, csv_header, detect_format, iter_rows, refuse_compressed,
+    ERROR, LINE, RAW, RAW_ERRORS, UNDECODABLE, check_column_names, csv_header, detect_format, iter_rows,
     require_file, undecodable,
 )
 from .training.data import Columns, _reason_kind, _value
@@ -65,7 +65,6 @@ REJECT_LEAD = ("line", "reason")
 REJECT_RAW = "raw_record"
 REJECT_CLASH_PREFIX = "reject_"
 NO_TEXT = "no text"
-UNDECODABLE = "undecodable bytes (not UTF-8)"
 MANIFEST_VERSION = 2  # 2: rejects parts end with raw_record
 _HEAD_BYTES = 1 << 20
 
@@ -177,13 +176,14 @@ def row_undecodable(row: dict) -> bool:
         if v.__class__ is str:
             if not v.isascii() and undecodable(v):
                 return True
-        elif v is not None and _value_undecodable(v):
+        elif v is not None and value_undecodable(v):
             return True
     return False
 
 
-def _value_undecodable(value) -> bool:
-    # A loop over a stack, not recursion: JSON may nest deeper than Python's recursion limit.
+def value_undecodable(value) -> bool:
+    """One value of a row (any type) that cannot be written as UTF-8 (see :func:`row_undecodable`).
+    A loop over a stack, not recursion: JSON may nest deeper than Python's recursion limit."""
     stack = [value]
     while stack:
         v = stack.pop()
@@ -681,7 +681,8 @@ def _default_jobs() -> int:
 
 
 def _check_output_paths(in_path: Path, out_path: Path, rej_path: Path, parts: Path) -> None:
-    """Refuse, before any work, what would overwrite the input or fail only at the end."""
+    """Refuse, before any work, what would overwrite the input or fail only at the end; the
+    output's directory is created here (the one way to know it can be)."""
     src = in_path.resolve()
     for what, p in (("output", out_path), ("rejects file", rej_path), ("work directory", parts)):
         if p.resolve() == src:
@@ -783,14 +784,7 @@ def classify_file(
         log = (lambda msg: print(f"lapor-nlp: {msg}", file=sys.stderr, flush=True)) if progress else (lambda msg: None)
     require_file(in_path)
     in_fmt = detect_format(in_path, fmt)
-    refuse_compressed(out_path)
-    if out_fmt is None:
-        try:
-            out_fmt = detect_format(out_path)
-        except BatchInputError:
-            out_fmt = in_fmt
-    else:
-        out_fmt = detect_format(out_path, out_fmt)
+    out_fmt = detect_format(out_path, out_fmt, default=in_fmt)
     if chunk_size < 1:
         raise BatchInputError("chunk_size must be at least 1")
     rej_fmt = "csv" if out_fmt == "csv" else "jsonl"

@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from .batch import (
-    LOADS, PRED_KINDS, UNDECODABLE, ChunkSpec, choose_prefix, get_router, predict_items, prediction_names,
-    prediction_values, row_item, run_chunk,
+    LOADS, PRED_KINDS, ChunkSpec, choose_prefix, get_router, predict_items, prediction_names,
+    prediction_values, row_item, row_undecodable, run_chunk, value_undecodable,
 )
 from .errors import BatchInputError, DependencyError
-from .io import ERROR, LINE, csv_delimiter, csv_header, detect_format, iter_rows, require_file, undecodable
+from .io import ERROR, LINE, UNDECODABLE, csv_delimiter, csv_header, detect_format, iter_rows, require_file
 from .training.data import Columns
 
 REJECT_COLUMN = "reject_reason"
@@ -180,9 +180,9 @@ def _read_local_file(path: str, fmt: str, columns: list[str]):
         if err is not None:
             row = dict.fromkeys(columns, "")
             row[_READ_ERROR] = f"line {line}: {err}"
-        elif any(map(undecodable, row.values())):
+        elif row_undecodable(row):
             # Arrow-backed strings cannot hold the escaped bytes: blank those fields, say why.
-            row = {k: "" if undecodable(v) else v for k, v in row.items()}
+            row = {k: "" if value_undecodable(v) else v for k, v in row.items()}
             row[_READ_ERROR] = f"line {line}: {UNDECODABLE}"
         else:
             if fmt == "jsonl":  # nested values as JSON text, as classify_file writes them, not a repr

@@ -21,6 +21,7 @@ FORMATS = ("csv", "jsonl", "parquet")
 LINE = "__line__"
 ERROR = "__error__"
 RAW = "__raw__"  # the text of a line that could not be parsed, so that a rejects file can keep it
+UNDECODABLE = "undecodable bytes (not UTF-8)"  # the reason given for a row holding such bytes
 
 
 _FORMAT_OF_SUFFIX = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -28,20 +29,22 @@ _FORMAT_OF_SUFFIX = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
 _COMPRESSED = frozenset({".gz", ".bz2", ".xz", ".zst", ".zip"})
 
 
-def detect_format(path: str | Path, fmt: str | None = None) -> str:
+def detect_format(path: str | Path, fmt: str | None = None, default: str | None = None) -> str:
+    """``fmt`` if given, else the format the last suffix names ("backlog.jsonl.out.csv" is CSV),
+    else ``default``; a compressed file's name is refused either way (nothing here reads or writes
+    compressed files)."""
+    _refuse_compressed(path)
     if fmt:
         if fmt not in FORMATS:
             raise BatchInputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
         return fmt
-    # The last suffix decides ("backlog.jsonl.out.csv" is CSV); compressed files are not read.
-    refuse_compressed(path)
-    found = _FORMAT_OF_SUFFIX.get(Path(path).suffix.lower())
+    found = _FORMAT_OF_SUFFIX.get(Path(path).suffix.lower(), default)
     if found is None:
         raise BatchInputError(f"cannot tell the format of {path}; pass --format csv|jsonl|parquet")
     return found
 
 
-def refuse_compressed(path: str | Path) -> None:
+def _refuse_compressed(path: str | Path) -> None:
     """A clear error for a compressed file's name, read or written (``.csv.gz``...)."""
     suffix = Path(path).suffix.lower()
     if suffix in _COMPRESSED:

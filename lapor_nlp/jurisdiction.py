@@ -174,7 +174,7 @@ class Gazetteer:
         # replaces the bare-name candidates rather than adding one more.
         for alias, canonical, level in _aliases():
             for p in self.by_name.get((level, _norm(canonical)), [])[:1]:
-                self.index[alias] = [(p, _ANY_CUE if " " not in alias and alias in words else _ANYWHERE)]
+                self.index[alias] = [(p, _cue_needed(p, alias, words))]
         # first word -> the lengths (in words) of the names it starts, longest first: a common
         # first word such as "di" ("DI Yogyakarta") costs one lookup, not one per length.
         lengths: dict[str, set[int]] = {}
@@ -299,9 +299,9 @@ def _disambiguate(found: list[list[Place]]) -> list[Place]:
     sure = [c[0] for c in found if len(c) == 1]
     named_regencies = {p.name for p in sure if p.level == "regency"}
     sure = [p for p in sure if not _elsewhere(p, named_regencies)]
-    regency = next((p for p in sure if p.level == "regency"), None)
-    if regency is not None and len(named_regencies) == 1:
+    if len(named_regencies) == 1:
         # "kecamatan Gubeng, Surabaya": a learnt place that does not say where it lies is there
+        regency = next(p for p in sure if p.level == "regency")
         sure = [_within(p, regency) if p.level in ("district", "village") else p for p in sure]
     provinces = {p.name for p in sure if p.level == "province"} | {p.province for p in sure if p.province}
     regencies = {p.name for p in sure if p.level == "regency"} | {p.regency for p in sure if p.regency}
@@ -318,7 +318,7 @@ def _disambiguate(found: list[list[Place]]) -> list[Place]:
 
 def _within(p: Place | None, regency: Place | None) -> Place | None:
     """A learnt district or village that does not say where it lies, placed in the regency the
-    structured fields give (so that a regency office can be named for it)."""
+    structured fields or the text give (so that a regency office can be named for it)."""
     if p is None or regency is None or p.regency:
         return p
     return replace(p, regency=regency.name, province=p.province or regency.province)

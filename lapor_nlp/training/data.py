@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..agency import AgencySplitter
 from ..errors import DataValidationError, InputValueError
-from ..io import ERROR, LINE, detect_format, iter_rows, require_file, sha256_file, undecodable
+from ..io import ERROR, LINE, UNDECODABLE, detect_format, iter_rows, require_file, sha256_file, undecodable
 
 
 @dataclass
@@ -152,7 +152,7 @@ def load_labelled(
                   ("text", "title", "topic", "agency", "date")}
         loc = {k: _value(row, c) for k, c in columns.location().items()}
         if any(undecodable(v) for v in [*fields.values(), *loc.values(), rid]):
-            report.problems.append(Problem(line, "undecodable bytes (not UTF-8)", rid))
+            report.problems.append(Problem(line, UNDECODABLE, rid))
             continue
         text = " ".join(x for x in (fields["title"], fields["text"]) if x)
         reason = None
@@ -191,7 +191,7 @@ def load_labelled(
             f"{path}: {len(report.problems)} of {report.rows_read} rows are unusable:\n{shown}"
             + (f"\n  ... and {more} more" if more > 0 else "")
             + ("\nThe file is read as UTF-8: one saved in another encoding (Windows-1252, Latin-1) "
-               "must be saved again as UTF-8." if any(map(_is_undecodable_kind, report.rejected_by_reason)) else "")
+               "must be saved again as UTF-8." if UNDECODABLE in report.rejected_by_reason else "")
             + "\nFix them, or pass --skip-bad (skip_bad=True) to train without them.",
             problems=report.problems,
         )
@@ -212,10 +212,6 @@ def label_variants(examples: list[Example]) -> dict[str, list[list[str]]]:
         if found:
             out[task] = sorted(found)
     return out
-
-
-def _is_undecodable_kind(kind: str) -> bool:
-    return kind.startswith("undecodable")
 
 
 def _reason_kind(reason: str) -> str:

@@ -132,8 +132,11 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
         from ..jurisdiction import require_regency
 
         home_region = require_regency(home_region).name
-    ComplaintClassifier(C=C, ngram_max=ngram_max, min_df=min_df,
-                        target_precision=target_precision).check_params()  # before reading
+    def new_model() -> ComplaintClassifier:
+        return ComplaintClassifier(C=C, ngram_max=ngram_max, min_df=min_df,
+                                   target_precision=target_precision, random_state=seed)
+
+    new_model().check_params()  # before reading the data
     progress = _Progress(quiet)
     examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
     log.info("read %d rows: %d usable, %d rejected %s", report.rows_read, report.rows_used,
@@ -172,10 +175,8 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                     f" (no row dated on or after {split_date})" if split_date else "")
 
     def fit(exs):
-        model = ComplaintClassifier(C=C, ngram_max=ngram_max, min_df=min_df,
-                                    target_precision=target_precision, random_state=seed)
-        return model.fit([e.text for e in exs], {t: [getattr(e, t) for e in exs] for t in tasks},
-                         progress=progress)
+        return new_model().fit([e.text for e in exs], {t: [getattr(e, t) for e in exs] for t in tasks},
+                               progress=progress)
 
     t_fit = time.perf_counter()
     model = fit(train_ex)
