@@ -61,14 +61,18 @@ def default_model_dir() -> Path:
 
 
 def taxonomy_routing() -> dict:
-    """Agency types with their office templates and the label names, from the taxonomy files."""
+    """Agency types with their office templates, levels and parents, and the label names, from the
+    taxonomy files (what the default model's ``routing.json`` holds)."""
+    from .taxonomy import Taxonomy
+
     tax = datasets_dir() / "taxonomy"
-    agencies = json.loads((tax / "agency_types.json").read_text(encoding="utf-8"))["agency_types"]
+    taxonomy = Taxonomy.load(tax / "agency_types.json")
     topics = json.loads((tax / "topics.json").read_text(encoding="utf-8"))["topics"]
     return {
-        "agency_types": {a["code"]: {"serves": a["serves"], "template": a["template"],
-                                     "name": a["name"], "level": a["level"]} for a in agencies},
-        "label_names": {"agency": {a["code"]: a["name"] for a in agencies},
+        "agency_types": taxonomy.routing(),
+        "parents": {code: {"name": p["name"], "parent": p.get("parent"), "level": p.get("level")}
+                    for code, p in taxonomy.parents.items()},
+        "label_names": {"agency": {c: t["name"] for c, t in taxonomy.types.items()},
                         "topic": {t["code"]: t["name"] for t in topics}},
     }
 
@@ -93,7 +97,7 @@ def build_default_model(out_dir: Path, quiet: bool = False) -> Path:
         build_corpus_file(data)
         train(data, out_dir, columns=Columns(id="id", province="province", regency="regency",
                                              district="district", village="village"),
-              name="lapor-default", quiet=quiet, routing=taxonomy_routing(),
+              name="lapor-default", quiet=quiet, routing=taxonomy_routing(), map_labels="none",
               extra_info={"recipe": RECIPE, "corpus_fingerprint": fingerprint()}, **RECIPE)
     return out_dir
 
@@ -106,7 +110,7 @@ def ensure_default_model(quiet: bool = False) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(f"lapor-nlp: building the default model from the bundled corpus into {target} "
-              "(once per version, about 15 s)...", file=sys.stderr, flush=True)
+              "(once per version, about 30 s)...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:

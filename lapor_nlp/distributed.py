@@ -23,7 +23,7 @@ Either way each worker *process* loads the model once, on first use, into a per-
 keyed by the model directory (:func:`lapor_nlp.batch.get_router`); tasks carry only the directory's
 path, never the model. The model directory must therefore be readable at the same path on every
 worker (a shared file system, or the same path on each machine). With ``model=None`` every worker
-uses the bundled default model, building it into its own user cache on first use (about 15 s once
+uses the bundled default model, building it into its own user cache on first use (about 30 s once
 per machine and library version) — fine on one machine; on a real cluster pass a shared model
 directory. Run the workers with one thread each (``dask worker --nthreads 1 --nworkers N``):
 classification is pure Python and holds the GIL, so threads add nothing but memory.

@@ -31,15 +31,25 @@ except ImportError:  # pragma: no cover - a scipy that moved it
 
 
 class LinearHead:
-    """One task: ``classes_``, ``coef_``, ``intercept_``, ``platt_a_``/``platt_b_``, ``thresholds_``."""
+    """One task: ``classes_``, ``coef_``, ``intercept_``, ``platt_a_``/``platt_b_``, ``thresholds_``,
+    ``evidence_threshold_``.
+
+    Evidence: the winning label's own calibrated one-vs-rest probability, before the labels are
+    normalised to sum to one. Normalising hides a complaint that no label claims (every sigmoid
+    low, one a little less low, and it gets 0.7 after dividing by the sum); the evidence does not.
+    ``evidence_threshold_`` is the ``novelty_quantile`` quantile of the evidence of correct
+    out-of-fold predictions: below it, a complaint looks like none the model was trained on.
+    """
 
     def __init__(self, C: float = 0.5, class_weight: str | None = "balanced", cv: int = 5,
-                 target_precision: float = 0.95, random_state: int = 0):
+                 target_precision: float = 0.95, random_state: int = 0,
+                 novelty_quantile: float = 0.10):
         self.C = C
         self.class_weight = class_weight
         self.cv = cv
         self.target_precision = target_precision
         self.random_state = random_state
+        self.novelty_quantile = novelty_quantile
 
     def _svm(self):
         from sklearn.svm import LinearSVC
@@ -70,11 +80,14 @@ class LinearHead:
             if progress:
                 progress(k + 1, folds + 1)
         self.platt_a_, self.platt_b_ = _fit_platt(oof[valid], yi[valid], len(self.classes_))
-        proba = self._calibrate(oof)
+        proba, evidence = self._calibrate_with_evidence(oof)
+        self.oof_evidence_ = evidence.astype(np.float32).astype(np.float64)
+        self.oof_valid_ = valid
         self.oof_pred_ = proba.argmax(1)
         self.oof_score_ = proba.max(1).astype(np.float32).astype(np.float64)
         self.oof_true_ = yi
         self.thresholds_ = self.thresholds_for(self.target_precision)
+        self.evidence_threshold_ = self.evidence_threshold_for(self.novelty_quantile)
         coef, self.intercept_ = self._fit_svm(X, yi)
         self._set_weights(coef)
         if progress:
@@ -134,14 +147,31 @@ class LinearHead:
         return _precision_thresholds(self.oof_pred_, self.oof_score_, self.oof_true_,
                                      len(self.classes_), target_precision)
 
-    def _calibrate(self, scores: np.ndarray) -> np.ndarray:
+    def evidence_threshold_for(self, quantile: float) -> float:
+        """The evidence below which ``quantile`` of the correct out-of-fold predictions fall
+        (0.0 when the model keeps no out-of-fold evidence: never flag)."""
+        ev = getattr(self, "oof_evidence_", None)
+        if ev is None or not 0 <= quantile < 1:
+            return 0.0
+        ok = (self.oof_pred_ == self.oof_true_) & getattr(self, "oof_valid_", np.ones(len(ev), bool))
+        return float(np.quantile(ev[ok], quantile)) if ok.any() and quantile > 0 else 0.0
+
+    def _calibrate_with_evidence(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = expit(scores * self.platt_a_ + self.platt_b_)
+        evidence = p.max(axis=1)
         total = p.sum(axis=1, keepdims=True)
         total[total == 0] = 1.0
-        return p / total
+        return p / total, evidence
+
+    def _calibrate(self, scores: np.ndarray) -> np.ndarray:
+        return self._calibrate_with_evidence(scores)[0]
 
     def predict_proba(self, X) -> np.ndarray:
         return self._calibrate(self.decision_function(X))
+
+    def predict_proba_evidence(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`predict_proba`, each row's evidence: see the class docstring)."""
+        return self._calibrate_with_evidence(self.decision_function(X))
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.decision_function(X).argmax(1)]
@@ -150,9 +180,11 @@ class LinearHead:
     def to_state(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {"classes": [str(c) for c in self.classes_],
                 "thresholds": {str(c): float(t) for c, t in zip(self.classes_, self.thresholds_)},
+                "evidence_threshold": float(getattr(self, "evidence_threshold_", 0.0)),
                 "params": {"C": self.C, "class_weight": self.class_weight, "cv": self.cv,
                            "target_precision": self.target_precision,
-                           "random_state": self.random_state}}
+                           "random_state": self.random_state,
+                           "novelty_quantile": self.novelty_quantile}}
         coef = sp.csr_matrix(self.coef_.astype(np.float32))
         arrays = {f"{prefix}_coef_data": coef.data, f"{prefix}_coef_indices": coef.indices,
                   f"{prefix}_coef_indptr": coef.indptr, f"{prefix}_intercept": self.intercept_,
@@ -160,6 +192,9 @@ class LinearHead:
                   f"{prefix}_oof_pred": self.oof_pred_.astype(np.int32),
                   f"{prefix}_oof_score": self.oof_score_.astype(np.float32),
                   f"{prefix}_oof_true": self.oof_true_.astype(np.int32)}
+        if getattr(self, "oof_evidence_", None) is not None:
+            arrays[f"{prefix}_oof_evidence"] = self.oof_evidence_.astype(np.float32)
+            arrays[f"{prefix}_oof_valid"] = self.oof_valid_.astype(np.int8)
         return meta, arrays
 
     @classmethod
@@ -172,6 +207,11 @@ class LinearHead:
         self.oof_score_ = arrays[f"{prefix}_oof_score"].astype(np.float64)
         self.oof_true_ = arrays[f"{prefix}_oof_true"].astype(np.int64)
         self.thresholds_ = np.array([meta["thresholds"][c] for c in meta["classes"]])
+        # Models saved before 0.4 keep no evidence: their threshold 0.0 never flags a complaint.
+        self.evidence_threshold_ = float(meta.get("evidence_threshold", 0.0))
+        if f"{prefix}_oof_evidence" in arrays:
+            self.oof_evidence_ = arrays[f"{prefix}_oof_evidence"].astype(np.float64)
+            self.oof_valid_ = arrays[f"{prefix}_oof_valid"].astype(bool)
         coef = sp.csr_matrix((arrays[f"{prefix}_coef_data"], arrays[f"{prefix}_coef_indices"],
                               arrays[f"{prefix}_coef_indptr"]), shape=(len(self.classes_), n_features))
         self._set_weights(coef.toarray())

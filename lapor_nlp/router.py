@@ -31,6 +31,7 @@ from .jurisdiction import (
     LEVELS, Gazetteer, Place, find_regency, most_specific, require_regency, several_regions,
 )
 from .schemas import Complaint, Prediction
+from .taxonomy import Taxonomy
 
 log = logging.getLogger("lapor_nlp")
 _LEVEL_RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
@@ -77,6 +78,16 @@ class Router:
     home_region:
         the regency/city a portal serves ("Kota Surabaya"): used when a complaint names no place,
         so a regional portal's complaints route to its own offices (default: the model's, if any).
+    scope:
+        an institution's own desk: an agency type or a parent of the taxonomy ("kemenimipas",
+        "mahkamah_agung", "kemenkeu"). Agency scores are renormalised over the types under it; a
+        complaint the whole model would give to a type outside it gets ``outside_scope``.
+    restrict_to:
+        the same with an explicit list of agency labels (both given: the types in both).
+    unknown_quantile:
+        how eagerly ``unknown_agency`` is raised: the share of the model's own correct
+        out-of-fold predictions whose evidence would be flagged (default: the model's, 0.10;
+        0 switches the check off). See :class:`~lapor_nlp.model.LinearHead`.
     pause_gc:
         pause Python's cyclic garbage collector while a batch is routed (default True). A batch
         allocates tens of container objects per complaint, none of them in a reference cycle;
@@ -93,7 +104,9 @@ class Router:
                  thresholds: float | Mapping[str, float] | None = None,
                  max_chars: int = DEFAULT_MAX_CHARS, min_tokens: int = 3,
                  review_topic: bool = False, top_k: int = 3, min_known_share: float = 0.3,
-                 home_region: str | None = None, pause_gc: bool = True):
+                 home_region: str | None = None, scope: str | None = None,
+                 restrict_to: Iterable[str] | None = None, unknown_quantile: float | None = None,
+                 pause_gc: bool = True):
         if max_chars < 1:
             raise InputValueError("max_chars must be at least 1")
         if top_k < 0:
@@ -121,6 +134,16 @@ class Router:
             self.thresholds = self._merge_thresholds(thresholds)
         self.agency_types: dict = self.routing.get("agency_types", {})
         self.label_names: dict = self.routing.get("label_names", {})
+        self.taxonomy = Taxonomy(self.agency_types, self.routing.get("parents", {}))
+        self.scope = scope
+        self.allowed_agencies = self._allowed(scope, restrict_to)
+        if unknown_quantile is not None and (isinstance(unknown_quantile, bool) or not (
+                isinstance(unknown_quantile, (int, float)) and 0 <= unknown_quantile < 1)):
+            raise InputValueError(f"unknown_quantile must be a number in [0, 1), got {unknown_quantile!r}")
+        head = model.heads_.get("agency")
+        self.unknown_threshold = 0.0 if head is None else (
+            head.evidence_threshold_for(unknown_quantile) if unknown_quantile is not None
+            else float(getattr(head, "evidence_threshold_", 0.0)))
         # home_region says where a complaint that names no place goes, and which of several
         # same-named districts or villages a bare name means.
         model_home = self.routing.get("home_region")
@@ -201,6 +224,29 @@ class Router:
                 else:
                     labels[label] = thresholds
         return merged
+
+    def _allowed(self, scope, restrict_to) -> np.ndarray | None:
+        """Mask over the agency labels a desk may route to (None: all of them)."""
+        if scope is None and restrict_to is None:
+            return None
+        labels = self._labels.get("agency")
+        if labels is None:
+            raise InputValueError("scope/restrict_to need a model with an agency task")
+        allowed = set(labels)
+        if scope is not None:
+            allowed &= set(self.taxonomy.members(scope))
+        if restrict_to is not None:
+            if isinstance(restrict_to, str):
+                raise InputTypeError("restrict_to takes a list of agency labels, not one string")
+            wanted = list(map(str, restrict_to))
+            unknown = sorted(set(wanted) - set(labels))
+            if unknown:
+                raise InputValueError(f"restrict_to names unknown agency label(s) "
+                                      f"{', '.join(map(repr, unknown[:5]))}; see Router.labels['agency']")
+            allowed &= set(wanted)
+        if not allowed:
+            raise InputValueError(f"scope {scope!r} and restrict_to leave no agency label of this model")
+        return np.array([lab in allowed for lab in labels])
 
     @property
     def home_regency(self) -> str | None:
@@ -293,8 +339,17 @@ class Router:
         X = self.model.features_.transform_rows(docs)
         rows = np.arange(n)[:, None]
         tasks = []
+        unknown = outside = None
         for task, head in self.model.heads_.items():
-            P = head.predict_proba(X)
+            if task == "agency":
+                P, evidence = head.predict_proba_evidence(X)
+                unknown = (evidence < self.unknown_threshold).tolist()
+                if self.allowed_agencies is not None:
+                    outside = (~self.allowed_agencies[P.argmax(1)]).tolist()
+                    P = P * self.allowed_agencies
+                    P /= np.maximum(P.sum(1, keepdims=True), 1e-12)
+            else:
+                P = head.predict_proba(X)
             # A few dozen labels: one argsort per row is cheaper than argpartition + reordering.
             top = np.argsort(-P, axis=1, kind="stable")[:, :self.top_k + 1]
             top_p = P[rows, top]
@@ -309,6 +364,7 @@ class Router:
         explanation = self._explain(X, tasks) if explain else None
         short = np.fromiter(map(len, docs), np.int64, n) < self.min_tokens
         dictionary = self._dictionary
+        agency_types = self.agency_types
         records = []
         for i, c in enumerate(complaints):
             reasons: list[str] = []
@@ -318,11 +374,22 @@ class Router:
                 rec[task] = {"label": label, "score": score[i], "name": names.get(label),
                              "threshold": t_of[i],
                              "alternatives": [{"label": labels[j], "score": s}
-                                              for j, s in zip(alt_j[i], alt_p[i])]}
+                                              for j, s in zip(alt_j[i], alt_p[i])],
+                             "level": None, "parent": None}
                 if low[i]:
                     reasons.append("low_confidence_" + task)
+            if outside is not None:  # a desk's answer lists only the labels it may route to
+                rec["agency"]["alternatives"] = [a for a in rec["agency"]["alternatives"] if a["score"] > 0]
             topic, agency = rec["topic"], rec["agency"]
             agency_label = agency["label"] if agency else None
+            if agency:
+                info = agency_types.get(agency_label) or {}
+                agency["level"] = info.get("level")
+                agency["parent"] = info.get("parent")
+                if unknown[i]:
+                    reasons.append("unknown_agency")
+                if outside is not None and outside[i]:
+                    reasons.append("outside_scope")
             if topic and agency and topic["label"] in self._pair_share:
                 if self._pair_share[topic["label"]].get(agency_label, 0.0) < 0.02:
                     reasons.append("topic_agency_disagree")
@@ -400,7 +467,9 @@ class Router:
                 name = {"province": place.province, "regency": place.regency,
                         "district": place.district}.get(serves)
         if not name:
-            return info.get("name", agency), True
+            # A national body or state company with regional offices can still take a complaint
+            # that names no place at its national office; a regional office cannot be guessed.
+            return info.get("name", agency), info.get("level") not in ("central", "bumn")
         return info["template"].replace("{" + serves + "}", name), False
 
     # -- explanation ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ Level = Literal["province", "regency", "district", "village"]
 ReviewReason = Literal[
     "low_confidence_topic", "low_confidence_agency", "topic_agency_disagree",
     "place_not_found", "several_places", "location_not_resolved", "text_too_short", "not_indonesian",
-    "truncated",
+    "truncated", "unknown_agency", "outside_scope",
 ]
 
 
@@ -98,6 +98,10 @@ class TaskPrediction(BaseModel):
     threshold: float = Field(..., description="score at or above which this label is routed "
                                                "without review")
     alternatives: list[LabelScore] = Field(default_factory=list)
+    level: str | None = Field(None, description="agency only: where the body sits (central, bumn, "
+                                                "province, regency, district, village)")
+    parent: str | None = Field(None, description="agency only: the code of the ministry, court or "
+                                                 "holding the body belongs to, when it has one")
 
 
 class Region(BaseModel):

@@ -74,6 +74,10 @@ UNTOUCHED = [
     "jenis bantuan Rp 150.000.000",  # "nis" inside a word is no cue
     "biaya teknik Rp. 1.200.000.000",
     "rumah di blok F.12.A",         # dots around 1-2 digits: a block number, not a plate
+    "lulusan S1 dan S3 ditolak",    # one or two digits glued to letters: abbreviations
+    "kecelakaan K3 di pabrik",
+    "agen P3MI ilegal, lapor ke BP3MI",
+    "pengurus P3SRS apartemen",
 ]
 
 

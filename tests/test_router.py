@@ -344,3 +344,52 @@ def test_a_complaint_with_lone_surrogates_is_refused_not_unserialisable(router):
     with pytest.raises(InputValueError):
         router.predict({"text": "air \udcff mati"})
     assert router.predict("air \udcff mati tiga hari").model_dump_json()  # a plain str is cleaned
+
+
+def test_agency_carries_its_level_and_parent(router):
+    p = router.predict("paspor saya sudah 3 minggu belum jadi di kantor imigrasi Kota Malang")
+    assert (p.agency.label, p.agency.level, p.agency.parent) == ("imigrasi", "central", "kemenimipas")
+    assert p.topic.level is None and p.topic.parent is None
+    p = router.predict("jalan berlubang di depan pasar, Kabupaten Tulungagung")
+    assert (p.agency.level, p.agency.parent) == ("regency", None)
+
+
+def test_a_scoped_desk_routes_among_its_units_and_flags_the_rest(model_dir):
+    desk = Router.load(model_dir, scope="kemenimipas")
+    p = desk.predict("suami saya di lapas minta dijenguk tapi petugas minta uang 200 ribu")
+    assert p.agency.label == "pemasyarakatan"
+    assert {a.label for a in p.agency.alternatives} <= {"imigrasi"}
+    assert abs(p.agency.score + sum(a.score for a in p.agency.alternatives) - 1) < 1e-6
+    assert "outside_scope" not in p.review_reasons
+    p = desk.predict("jalan berlubang di depan pasar sudah 3 bulan tidak diperbaiki, Kabupaten Tulungagung")
+    assert p.agency.label in ("imigrasi", "pemasyarakatan")
+    assert "outside_scope" in p.review_reasons and p.needs_review
+    same = Router.load(model_dir, restrict_to=["imigrasi", "pemasyarakatan"])
+    text = "paspor saya hilang di bandara, bagaimana mengurus penggantinya"
+    assert same.predict(text).model_dump() == desk.predict(text).model_dump()
+
+
+def test_scope_and_restrict_to_refuse_what_the_model_lacks(model_dir):
+    with pytest.raises(InputValueError, match="unknown scope"):
+        Router.load(model_dir, scope="kementerian_sihir")
+    with pytest.raises(InputValueError, match="unknown agency label"):
+        Router.load(model_dir, restrict_to=["imigrasi", "imigrasii"])
+    with pytest.raises(InputTypeError):
+        Router.load(model_dir, restrict_to="imigrasi")
+    with pytest.raises(InputValueError, match="unknown_quantile"):
+        Router.load(model_dir, unknown_quantile=1.5)
+
+
+def test_complaints_no_type_claims_are_flagged_unknown(router, model_dir):
+    # A label's own evidence (its one-vs-rest probability before normalising) is low for a
+    # complaint about none of the model's institutions, whatever the normalised score says.
+    texts = ["hasil sensus penduduk di rumah kami salah dicatat petugas sensus, jumlah anggota keluarga kurang",
+             "mohon perlindungan sebagai saksi kasus pembunuhan, saya diancam keluarga terdakwa"]
+    flagged = [("unknown_agency" in p.review_reasons) for p in router.predict_batch(texts)]
+    assert any(flagged)
+    assert router.unknown_threshold > 0
+    off = Router.load(model_dir, unknown_quantile=0)
+    assert off.unknown_threshold == 0
+    assert not any("unknown_agency" in p.review_reasons for p in off.predict_batch(texts))
+    # the routine complaints of the tests above are not flagged
+    assert "unknown_agency" not in router.predict(PJU).review_reasons

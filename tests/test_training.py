@@ -411,3 +411,66 @@ def test_unnamed_header_cells_are_not_duplicates(tmp_path):
     path.write_text("text,topic,agency,,\njalan rusak parah,infrastruktur,dinas_pu,,\n", encoding="utf-8")
     examples, report = load_labelled(path, Columns())
     assert report.rows_read == 1 and len(examples) == 1
+
+
+# -- labels named before the 2024 reorganisation ------------------------------------------------
+OLD_NAMES = {"imigrasi": "Kemenkumham", "pemasyarakatan": "Kemenkumham", "djki": "Kemenkumham",
+             "ditjen_ahu": "Kemenkumham", "komdigi": "Kementerian Komunikasi dan Informatika",
+             "kemen_pu": "Kementerian PUPR", "kemenpkp": "Kementerian PUPR",
+             "dinsos": "Dinas Sosial", "dlh": "Dinas Lingkungan Hidup"}
+
+
+@pytest.fixture(scope="module")
+def old_label_export(tmp_path_factory):
+    """An export whose agency column uses pre-2024 names (and current ones beside them)."""
+    rows, truth = [], {}
+    per_type = {}
+    for r in corpus_rows():
+        if r["agency"] in OLD_NAMES and per_type.get(r["agency"], 0) < 30:
+            per_type[r["agency"]] = per_type.get(r["agency"], 0) + 1
+            rid = f"o{len(rows)}"
+            truth[rid] = r["agency"]
+            rows.append({"id": rid, "text": r["text"], "topic": r["topic"], "agency": OLD_NAMES[r["agency"]]})
+    # one row whose text says nothing about which successor it belongs to
+    rows.append({"id": "vague", "text": "mohon tindak lanjut laporan saya yang kemarin, terima kasih",
+                 "topic": "lainnya", "agency": "Kemenkumham"})
+    path = write_csv(tmp_path_factory.mktemp("old") / "export.csv", rows, header=("id", "text", "topic", "agency"))
+    return path, truth, len(rows)
+
+
+def test_old_agency_names_are_mapped_to_current_codes(old_label_export, router, tmp_path):
+    path, truth, n = old_label_export
+    res = train(path, tmp_path / "m", columns=Columns(id="id"), min_count=2, rare="keep",
+                relabel_with=router, quiet=True)
+    m = res.data_report.label_mapping
+    assert m["applied"] and "Kemenkumham" in m["old_labels"]
+    assert m["mapped"]["Kementerian Komunikasi dan Informatika"] == {"komdigi": 30}
+    assert m["mapped"]["Dinas Sosial"] == {"dinsos": 30}  # current names join the same codes
+    assert set(m["mapped"]["Kemenkumham"]) <= {"imigrasi", "pemasyarakatan", "djki", "ditjen_ahu", "kemenham"}
+    assert set(m["mapped"]["Kementerian PUPR"]) <= {"kemen_pu", "kemenpkp"}
+    # resolved from the text: the rows go where they belong
+    ex, _ = load_labelled(path, Columns(id="id"))
+    from lapor_nlp.training.relabel import map_old_labels, model_resolver
+
+    mapped, _ = map_old_labels(ex, "auto", resolver=model_resolver(router))
+    split = [(truth[e.id], e.agency) for e in mapped if e.id in truth and OLD_NAMES[truth[e.id]] != "Dinas Sosial"]
+    assert sum(t == a for t, a in split) / len(split) >= 0.85
+    # the vague row is reported, not silently dropped, and still counted
+    assert m["ambiguous"]["Kemenkumham"]["rows"] == 1 and m["ambiguous"]["Kemenkumham"]["lines"] == [n + 1]
+    d = res.info["data"]
+    assert d["rows_used"] == n and d["rows_used"] == d["train_rows"] + d["test_rows"] + sum(d["rows_dropped"].values())
+    assert not {"Kemenkumham", "Kementerian PUPR", "Dinas Sosial"} & set(res.model.heads_["agency"].classes_)
+    manifest_mapping = json.loads((tmp_path / "m" / "data_report.json").read_text())["label_mapping"]
+    assert manifest_mapping["mapped"] == m["mapped"]
+    routing = json.loads((tmp_path / "m" / "routing.json").read_text())
+    assert routing["agency_types"]["imigrasi"]["parent"] == "kemenimipas"
+
+
+def test_label_mapping_can_be_switched_off(old_label_export, tmp_path):
+    path, _, _ = old_label_export
+    res = train(path, tmp_path / "m", columns=Columns(id="id"), min_count=2, rare="keep",
+                map_labels="none", quiet=True)
+    assert not res.data_report.label_mapping["applied"]
+    assert {"Kemenkumham", "Kementerian PUPR"} <= set(res.model.heads_["agency"].classes_)
+    with pytest.raises(Exception, match="map_labels"):
+        train(path, None, columns=Columns(id="id"), map_labels="sometimes")

@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "that name no place; default: the model's)")
     p.add_argument("--target-precision", type=float, default=None,
                    help="review thresholds for this precision instead of the model's")
+    p.add_argument("--scope", default=None, metavar="CODE",
+                   help="an institution's own desk: route only among the agency types under this "
+                        "taxonomy code (e.g. kemenimipas, mahkamah_agung, kemenkeu); complaints "
+                        "for others get review reason outside_scope")
     p.add_argument("--pretty", action="store_true", help="indented JSON")
 
 
@@ -34,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ._stdin import texts_from
 
     path = args.model or ensure_default_model(quiet=args.quiet)
-    router = Router.load(path, target_precision=args.target_precision, home_region=args.home_region)
+    router = Router.load(path, target_precision=args.target_precision, home_region=args.home_region,
+                         scope=args.scope)
     location = None
     if args.regency or args.district or args.subdistrict:
         location = Location(regency=args.regency, district=args.district, subdistrict=args.subdistrict)

@@ -62,6 +62,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--skip-bad", action="store_true", help="go on without bad rows (reported)")
     s.add_argument("--refit-all", action="store_true",
                    help="after measuring on the split, fit the saved model on all rows")
+    s.add_argument("--map-labels", choices=("auto", "all", "none"), default="auto",
+                   help="map agency labels that are pre-reorganisation names ('Kemenkumham', "
+                        "'Kementerian PUPR') to current taxonomy codes, split ones resolved from "
+                        "the text: auto = when the data has such a name (default), all = also "
+                        "when not, none = never; reported in data_report.json")
     m = p.add_argument_group("model")
     m.add_argument("--C", type=float, default=0.5, help="SVM regularisation (default 0.5)")
     m.add_argument("--ngram-max", type=int, choices=(1, 2), default=2)
@@ -84,11 +89,12 @@ def run(args: argparse.Namespace) -> int:
         min_count=args.min_count, rare=args.rare, skip_bad=args.skip_bad,
         refit_all=args.refit_all, C=args.C, ngram_max=args.ngram_max, min_df=args.min_df,
         target_precision=args.target_precision, name=args.name, quiet=args.quiet,
-        home_region=args.home_region,
+        home_region=args.home_region, map_labels=args.map_labels,
     )
     if not args.quiet:
         for task, m in result.metrics.items():
             print(summary_line(task, m), file=sys.stderr)
     print(json.dumps({"model": str(result.out_dir), "data": result.info["data"],
+                      "label_mapping": result.data_report.label_mapping,
                       "metrics": result.info["metrics"]}, ensure_ascii=False))
     return 0

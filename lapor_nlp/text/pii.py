@@ -178,6 +178,8 @@ def _plate_span(text: str, start: int, end: int, floor: int) -> tuple[int, int] 
     if after is None or after.group(2).lower() in _NOT_PLATE_SUFFIX:
         return None
     joins = before.group(2), after.group(1)
+    if end - start < 3 and joins != (" ", " "):
+        return None  # one or two digits glued to letters are abbreviations ("K3", "S1", "BP3MI")
     if (joins[0] not in ("", " ") or joins[1] not in ("", " ")) and (joins[0] != joins[1] or end - start < 3):
         return None  # dashes or dots: the same on both sides, around 3-4 digits ("blok F.12.A" is not)
     return before.start(1), end + after.end()

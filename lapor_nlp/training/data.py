@@ -80,6 +80,8 @@ class DataReport:
     rare_labels: dict = field(default_factory=dict)
     #: {task: [[spellings of one label], ...]}: labels that differ only by case or spacing
     label_variants: dict = field(default_factory=dict)
+    #: old agency names mapped to current taxonomy codes (see lapor_nlp.training.relabel)
+    label_mapping: dict = field(default_factory=dict)
 
     def to_dict(self, max_problems: int = 200) -> dict:
         d = asdict(self)

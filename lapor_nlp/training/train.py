@@ -19,6 +19,7 @@ from .data import (
     Columns, DataReport, Example, handle_rare, iso_date, load_labelled, split_examples, test_share,
 )
 from .metrics import evaluate_model, summary_line
+from .relabel import MODES, map_old_labels, model_resolver
 from .report import report_files
 
 log = logging.getLogger("lapor_nlp")
@@ -109,7 +110,8 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
           refit_all: bool = False, C: float = 0.5, ngram_max: int = 2, min_df: int = 1,
           target_precision: float = 0.95, name: str | None = None, quiet: bool = False,
           home_region: str | None = None, routing: dict | None = None,
-          extra_info: dict | None = None) -> TrainResult:
+          extra_info: dict | None = None, map_labels: str = "auto",
+          relabel_with=None) -> TrainResult:
     """Train topic and/or agency models from a labelled file and (with ``out_dir``) save them.
 
     ``rare``: what to do with labels under ``min_count`` examples: ``drop`` the rows, ``merge``
@@ -118,6 +120,12 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     ``home_region``: the regency/city the data comes from ("Kota Surabaya"): its kecamatan and
     kelurahan found in the data are placed there. ``routing``: entries that replace the derived
     routing information (agency types and their office templates, label names).
+    ``map_labels``: agency labels that are names a body had before a reorganisation
+    ("Kemenkumham", "Kementerian PUPR") are mapped to the taxonomy's current codes, split ones
+    resolved from the text (:mod:`lapor_nlp.training.relabel`): ``auto`` when the data has such a
+    name, ``all`` always, ``none`` never. The mapping is in ``data_report.json``.
+    ``relabel_with``: the Router or model directory that resolves split labels (default: the
+    bundled default model).
     """
     t0 = time.perf_counter()
     test_share(test_size)
@@ -137,6 +145,8 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                                    target_precision=target_precision, random_state=seed)
 
     new_model().check_params()  # before reading the data
+    if map_labels not in MODES:
+        raise InputValueError(f"map_labels must be one of {', '.join(MODES)}, got {map_labels!r}")
     progress = _Progress(quiet)
     examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
     log.info("read %d rows: %d usable, %d rejected %s", report.rows_read, report.rows_used,
@@ -145,6 +155,14 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
         log.warning("%s: %d label(s) are spelt in several ways that differ only by case or spacing "
                     "and are learnt as separate classes: %s", task, len(groups),
                     "; ".join(" / ".join(map(repr, g)) for g in groups[:5]) + (" ..." if len(groups) > 5 else ""))
+    n_read_usable = len(examples)
+    mapping = {"mode": map_labels, "applied": False}
+    if "agency" in tasks:
+        examples, mapping = map_old_labels(
+            examples, map_labels, resolver=None if relabel_with is None else model_resolver(relabel_with))
+        # A row whose only label was an old name that its text could not place trains nothing.
+        examples = [e for e in examples if any(getattr(e, t) is not None for t in tasks)]
+    report.label_mapping = mapping
     n_usable = len(examples)
     for task in tasks:
         examples, rare_labels = handle_rare(examples, task, min_count, rare)
@@ -160,7 +178,8 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     else:
         train_ex, test_ex = examples, []
     # Every usable row is accounted for: trained on, tested on, or dropped (and counted) here.
-    dropped = {"rare_labels": n_usable - len(examples),
+    dropped = {"ambiguous_old_label": n_read_usable - n_usable,
+               "rare_labels": n_usable - len(examples),
                "test_duplicates_of_train": len(examples) - len(train_ex) - len(test_ex)}
     log.info("train %d, test %d%s", len(train_ex), len(test_ex),
              f" (split at {split_date})" if split_date else "")
@@ -191,6 +210,18 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
         log.info("refitting on all %d rows", len(examples))
         model = fit(examples)
     agency_types, places = agency_places(examples)
+    taxonomy_routing = {}
+    if mapping.get("applied"):  # labels that are taxonomy codes route as the taxonomy says
+        from ..taxonomy import bundled
+
+        taxonomy = bundled()
+        taxonomy_routing = {"agency_types": {**agency_types, **{c: t for c, t in taxonomy.routing().items()
+                                                                if c in agency_types}},
+                            "parents": {c: {"name": p["name"], "parent": p.get("parent")}
+                                        for c, p in taxonomy.parents.items()},
+                            "label_names": {"agency": {c: taxonomy.types[c]["name"]
+                                                       for c in agency_types if c in taxonomy.types}}}
+        agency_types = taxonomy_routing["agency_types"]
     info = {
         "name": name or (Path(out_dir).name if out_dir else "model"),
         "data": {"source": Path(str(data)).name, "sha256": report.sha256,
@@ -198,6 +229,7 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                  "rows_rejected": report.rows_rejected, "rejected_by_reason": report.rejected_by_reason,
                  "rare_labels": report.rare_labels, "train_rows": len(train_ex),
                  "test_rows": len(test_ex), "rows_dropped": dropped, "refit_all": refit_all,
+                 "label_mapping": {k: mapping.get(k) for k in ("mode", "applied", "mapped")},
                  # per task: the rows that carry its label (a row's rare label is dropped from
                  # that task only, so a task may learn from fewer rows than train_rows)
                  "rows_per_task": {t: {"train": sum(getattr(e, t) is not None for e in train_ex),
@@ -225,7 +257,7 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
             if metrics else {}
         routing_info = {"agency_types": agency_types, **places, "home_region": home_region,
                         "topic_agency_counts": topic_agency_counts(examples if refit_all else train_ex),
-                        "label_names": {}, **(routing or {})}
+                        "label_names": {}, **taxonomy_routing, **(routing or {})}
         files["routing.json"] = json.dumps(routing_info, ensure_ascii=False).encode("utf-8")
         files["data_report.json"] = json.dumps(report.to_dict(), ensure_ascii=False,
                                                indent=1, default=vars).encode("utf-8")

@@ -1,0 +1,113 @@
+"""Old agency names in a training export, mapped to the taxonomy's current codes.
+
+An export spans cabinets: rows filed to "Kemenkumham" before October 2024 belong today to DJKI,
+Imigrasi, Pemasyarakatan, AHU or the human-rights ministry. Learning "Kemenkumham" as a class would
+teach the router a body that no longer exists, and dropping those rows would lose data. So:
+
+* a label that is an old name of exactly one current type is mapped to that type's code;
+* a label whose duties were split is resolved row by row from the text, by the bundled default
+  model restricted to the successors; a row it cannot place with confidence is reported as
+  ambiguous and left out of the agency task only (its topic still trains);
+* every label that names a current type is mapped too, so that old and new rows share one code;
+* nothing is dropped silently: :func:`map_old_labels` returns a report of every mapping.
+
+``mode="auto"`` (the default of ``train``) does this only when the export contains an old name, so
+an export that never uses one (a city portal's own office names) is left exactly as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+
+from ..errors import InputValueError
+from ..taxonomy import Taxonomy, bundled, name_key
+from .data import Example
+
+log = logging.getLogger("lapor_nlp")
+
+MODES = ("auto", "all", "none")
+#: Resolver: (texts, candidate codes) -> (chosen code, its score renormalised over the candidates).
+Resolver = Callable[[Sequence[str], Sequence[str]], list[tuple[str, float]]]
+
+
+def model_resolver(model=None) -> Resolver:
+    """Resolve split labels with a Router, a model directory, or (None) the bundled default model
+    (built on first use). The model must predict taxonomy codes."""
+    from ..router import Router
+
+    base = model if isinstance(model, Router) else Router.load(model)
+
+    def resolve(texts, candidates):
+        known = [c for c in candidates if c in base.labels.get("agency", ())]
+        if not known:
+            return [(candidates[0], 0.0)] * len(texts)
+        router = Router(base.model, base.manifest, base.routing, restrict_to=known)
+        return [(r["agency"]["label"], r["agency"]["score"])
+                for r in router.predict_records(list(texts))]
+
+    return resolve
+
+
+def map_old_labels(examples: list[Example], mode: str = "auto", *, taxonomy: Taxonomy | None = None,
+                   resolver: Resolver | None = None, min_score: float = 0.8) -> tuple[list[Example], dict]:
+    """Map the agency labels of ``examples`` (in place) to current taxonomy codes; see the module
+    docstring. Returns the examples and a report: ``mapped`` {label: {code: rows}}, ``ambiguous``
+    {label: {rows, lines, candidates}}, ``unmapped`` {label: rows} (names no type; kept as is)."""
+    if mode not in MODES:
+        raise InputValueError(f"map_labels must be one of {', '.join(MODES)}, got {mode!r}")
+    report = {"mode": mode, "applied": False, "old_labels": [], "mapped": {}, "ambiguous": {},
+              "unmapped": {}}
+    if mode == "none":
+        return examples, report
+    taxonomy = taxonomy or bundled()
+    counts = Counter(e.agency for e in examples if e.agency is not None)
+    # A label that is a current code is never an old name, whatever it spells.
+    old = sorted(lab for lab in counts if lab not in taxonomy.types and name_key(lab) in taxonomy.former_names)
+    report["old_labels"] = old
+    if mode == "auto" and not old:
+        return examples, report
+    report["applied"] = True
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for e in examples:
+        if e.agency is not None:
+            by_label[e.agency].append(e)
+    for label, rows in sorted(by_label.items()):
+        cands = taxonomy.candidates(label)
+        if not cands:
+            report["unmapped"][label] = len(rows)
+            continue
+        if len(cands) == 1:
+            for e in rows:
+                e.agency = cands[0]
+            report["mapped"][label] = {cands[0]: len(rows)}
+            continue
+        resolver = resolver or model_resolver()
+        current = taxonomy.current_names.get(name_key(label))
+        chosen = resolver([e.text for e in rows], cands)
+        mapped: Counter = Counter()
+        unsure = []
+        for e, (code, score) in zip(rows, chosen):
+            if score >= min_score:
+                e.agency = code
+            elif current is not None:  # the body still exists: unsure rows stay with it
+                e.agency = current
+            else:
+                e.agency = None
+                unsure.append(e.line)
+                continue
+            mapped[e.agency] += 1
+        if mapped:
+            report["mapped"][label] = dict(mapped.most_common())
+        if unsure:
+            report["ambiguous"][label] = {"rows": len(unsure), "lines": unsure[:50],
+                                          "candidates": cands}
+    for label, m in report["mapped"].items():
+        if list(m) != [label]:
+            log.info("agency label %r -> %s", label, ", ".join(f"{c} ({n})" for c, n in m.items()))
+    for label, a in report["ambiguous"].items():
+        log.warning("agency label %r: %d row(s) could not be placed among %s from their text; they "
+                    "train the topic only (lines %s)", label, a["rows"], ", ".join(a["candidates"]),
+                    ", ".join(map(str, a["lines"][:10])) + (" ..." if a["rows"] > 10 else ""))
+    return examples, report
