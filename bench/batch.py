@@ -162,15 +162,16 @@ class _NullRouter:
 def machinery_ceiling(backlog: Path, out: Path, chunk_size: int, model_dir: str) -> float:
     """rows/s of the batch machinery alone (jobs=1, in this process, the router replaced)."""
     import lapor_nlp.batch as batch
+    import lapor_nlp.batch.executors as executors  # where the in-process executor gets its router
 
-    real = batch.get_router
-    batch.get_router = lambda model_dir, options=None: _NullRouter()
+    real = executors.get_router
+    executors.get_router = lambda model_dir, options=None: _NullRouter()
     try:
         t = time.perf_counter()
         s = batch.classify_file(backlog, out, model_dir=model_dir, jobs=1, chunk_size=chunk_size, progress=False)
         return s.rows_read / (time.perf_counter() - t)
     finally:
-        batch.get_router = real
+        executors.get_router = real
 
 
 
@@ -201,7 +202,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     model = a.model
     if model is None:
-        from lapor_nlp.default_model import ensure_default_model
+        from lapor_nlp.training.default import ensure_default_model
 
         model = str(ensure_default_model())
     with tempfile.TemporaryDirectory(prefix="lapor-bench-", dir=a.keep) as tmp:

@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     from lapor_nlp import Router
-    from lapor_nlp.default_model import build_corpus_file, ensure_default_model
+    from lapor_nlp.training.default import build_corpus_file, ensure_default_model
 
     texts = [r["text"] for r in surabaya_rows()]
     t = time.perf_counter()

@@ -40,7 +40,7 @@ warnings.filterwarnings("ignore")
 
 
 def coverage(correct, conf, target=0.95):
-    from lapor_nlp.model import coverage_at_precision
+    from lapor_nlp.training.metrics import coverage_at_precision
 
     return coverage_at_precision(np.asarray(correct), np.asarray(conf, dtype=float), target)
 

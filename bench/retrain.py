@@ -96,7 +96,7 @@ def main(argv=None) -> int:
                          "measured first, as the baseline")
     ap.add_argument("--bootstrap", type=int, default=1000, help="paired-bootstrap resamples")
     a = ap.parse_args(argv)
-    from lapor_nlp.model import coverage_at_precision
+    from lapor_nlp.training.metrics import coverage_at_precision
 
     rows = surabaya_rows()
     _, test = public_split(rows)

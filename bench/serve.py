@@ -263,7 +263,7 @@ def main() -> int:
         raise SystemExit("bench: wrk is not on PATH (apt install wrk), or use --client httpx")
 
     if args.model is None:
-        from lapor_nlp.default_model import ensure_default_model
+        from lapor_nlp.training.default import ensure_default_model
 
         args.model = str(ensure_default_model(quiet=True))
     texts, source = load_texts(args.texts)

@@ -1,7 +1,7 @@
 """Transfer check: the default model (trained only on this project's corpus) on real Surabaya
 complaints it never saw.
 
-Surabaya's agencies are mapped to this taxonomy's types by training/surabaya_agency_map.json;
+Surabaya's agencies are mapped to this taxonomy's types by recipes/surabaya_agency_map.json;
 unmapped agencies (internal secretariat units) are left out. Prints agency-type accuracy and
 macro-F1 on the mapped rows beside a majority-class baseline. Target: accuracy >= 0.60.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _data import agency_type, surabaya_rows  # noqa: E402
 
-MAP = Path(__file__).resolve().parent.parent / "training" / "surabaya_agency_map.json"
+MAP = Path(__file__).resolve().parent.parent / "recipes" / "surabaya_agency_map.json"
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     from sklearn.metrics import f1_score
 
     from lapor_nlp import Router
-    from lapor_nlp.default_model import ensure_default_model
+    from lapor_nlp.training.default import ensure_default_model
 
     mapping = json.loads(MAP.read_text(encoding="utf-8"))["map"]
     rows = surabaya_rows()

@@ -31,11 +31,14 @@ from .classifier import ComplaintClassifier
 from .errors import ModelIntegrityError, ModelNotFoundError, ModelVersionError
 from .features import TokenTfidf
 from .io import sha256_file
-from .model import LinearHead
+from .heads import LinearHead
 from .text import Preprocessor
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+
+
+ROUTING = "routing.json"
 
 
 def model_version(manifest: dict) -> str:
@@ -48,13 +51,18 @@ def _write_json(path: Path, obj) -> None:
 
 
 def save_model(model: ComplaintClassifier, out_dir: str | Path, *, info: dict | None = None,
-               extra_files: dict[str, bytes] | None = None) -> Path:
+               routing: dict | None = None, extra_files: dict[str, bytes] | None = None) -> Path:
     """Write ``model`` to ``out_dir`` (created; files written then hashed into the manifest).
 
-    ``info`` goes into the manifest (data fingerprint, metrics, agency types, ...);
-    ``extra_files`` are report files (name -> bytes) written beside the model and hashed too.
+    ``info`` goes into the manifest (data fingerprint, metrics, agency types, ...); ``routing``
+    (agency types, their offices and parents, learnt places, label names: what the Router needs
+    beside the classifier) into ``routing.json``; ``extra_files`` are report files (name -> bytes)
+    written beside the model and hashed too.
     """
     model._check()
+    if routing is not None:
+        extra_files = {**(extra_files or {}),
+                       ROUTING: json.dumps(routing, ensure_ascii=False).encode("utf-8")}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     feat_meta, arrays = model.features_.to_state()
@@ -64,7 +72,7 @@ def save_model(model: ComplaintClassifier, out_dir: str | Path, *, info: dict | 
         heads_meta[task] = meta
         arrays.update(head_arrays)
     pre = model.preprocessor_
-    state = {"format_version": FORMAT_VERSION, "params": model.get_params(),
+    state = {"format_version": FORMAT_VERSION, "params": model.hyperparameters(),
              "preprocessor": pre.get_params(), "features": feat_meta, "heads": heads_meta}
     _write_json(out / "model.json", state)
     with open(out / "model.npz", "wb") as fh:
@@ -156,6 +164,20 @@ def verify(model_dir: str | Path) -> dict:
                 "changed or corrupted after it was saved; it is not loaded"
             )
     return manifest
+
+
+def read_routing(model_dir: str | Path, manifest: dict) -> dict:
+    """The routing information of a verified model directory (``{}`` for a model without it)."""
+    path = Path(model_dir) / ROUTING
+    if ROUTING not in manifest.get("files", {}) or not path.is_file():
+        return {}
+    try:
+        routing = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelIntegrityError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(routing, dict):
+        raise ModelIntegrityError(f"{path} does not hold a JSON object")
+    return routing
 
 
 def load_model(model_dir: str | Path) -> tuple[ComplaintClassifier, dict]:

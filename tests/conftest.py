@@ -1,10 +1,19 @@
 """Shared fixtures. Real complaint data lives in ../shared/data (never in this repo): tests that need
-it use the ``surabaya_rows`` fixture, which skips with a reason when it is absent."""
+it use the ``surabaya_rows`` fixture, which skips with a reason when it is absent.
+
+The default model is built once per test run, into a cache directory of the run's own: the first
+``lapor-nlp predict`` without ``--model`` builds it there (the first-use path a user meets, checked
+by test_cli), and every other test that needs it reuses that directory. ``LAPOR_NLP_CACHE`` points
+there for the whole run, so subprocesses and in-process calls that resolve the default model find
+it instead of building another, and a run never writes into the user's own cache.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +21,40 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("LAPOR_SHARED_DATA", REPO.parent / "shared" / "data"))
 SURABAYA_CSV = SHARED_DATA / "surabaya" / "complaints_2022.csv"
+#: The complaint the first-use run predicts (test_cli checks its answer).
+FIRST_USE_TEXT = "sampah di TPS belum diangkut seminggu di Kota Bandung"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """An empty model cache for this run, exported as ``LAPOR_NLP_CACHE`` (restored afterwards)."""
+    cache = tmp_path_factory.mktemp("lapor-nlp-cache")
+    old = os.environ.get("LAPOR_NLP_CACHE")
+    os.environ["LAPOR_NLP_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("LAPOR_NLP_CACHE", None)
+    else:
+        os.environ["LAPOR_NLP_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def default_model_first_use(session_cache):
+    """``lapor-nlp predict`` on the run's empty cache: the run that builds the default model.
+    Returns the finished process and whether the cache was empty before it."""
+    was_empty = not any(session_cache.iterdir())
+    proc = subprocess.run([sys.executable, "-m", "lapor_nlp", "predict", FIRST_USE_TEXT],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LAPOR_NLP_CACHE": str(session_cache)})
+    return proc, was_empty
+
+
+@pytest.fixture(scope="session")
+def model_dir(default_model_first_use):
+    """The default model (trained from datasets/corpus), built once per test session."""
+    from lapor_nlp.training.default import ensure_default_model
+
+    return ensure_default_model(quiet=True)  # already there, unless the first-use run failed
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +76,6 @@ def preprocessor():
     from lapor_nlp.text import Preprocessor
 
     return Preprocessor()
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    """The default model (trained from datasets/corpus), built once per test session."""
-    from lapor_nlp.default_model import build_default_model
-
-    out = tmp_path_factory.mktemp("models") / "default"
-    build_default_model(out, quiet=True)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -195,7 +195,7 @@ def test_outputs_that_would_clobber_the_input_or_fail_late_are_refused_first(mod
 
 
 def test_a_run_still_writing_is_not_called_interrupted(model_dir, tmp_path):
-    from lapor_nlp.batch import _Lock
+    from lapor_nlp.batch.workdir import Lock as _Lock
 
     src = tmp_path / "in.csv"
     src.write_bytes(_csv_line(["id", "text"]) + _csv_line(["1", "jalan rusak di depan rumah kami"]))
@@ -382,9 +382,9 @@ def test_home_region_routes_placeless_complaints_and_is_part_of_the_job(model_di
 
 
 def _interrupt_after(monkeypatch, n_chunks):
-    import lapor_nlp.batch as batch
+    import lapor_nlp.batch.executors as executors  # where the in-process executor finds run_chunk
 
-    real = batch.run_chunk
+    real = executors.run_chunk
     calls = {"n": 0}
 
     def flaky(router, spec, index, rows):
@@ -393,7 +393,7 @@ def _interrupt_after(monkeypatch, n_chunks):
         calls["n"] += 1
         return real(router, spec, index, rows)
 
-    monkeypatch.setattr(batch, "run_chunk", flaky)
+    monkeypatch.setattr(executors, "run_chunk", flaky)
 
 
 def test_resume_after_interrupt_and_refusals(messy, reference, model_dir, tmp_path, monkeypatch):
@@ -463,7 +463,6 @@ def _big_csv(path: Path, n: int) -> None:
             w.writerow([f"K{i:06d}", text, r.get("regency", "")])
 
 
-@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted_run(model_dir, tmp_path):
     src = tmp_path / "backlog.csv"
     n = 20_000
@@ -519,3 +518,27 @@ def test_resume_refuses_parts_written_by_another_version(model_dir, tmp_path):
     (parts / "manifest.json").write_text(json.dumps({"version": 1, "input": {}, "options": {}}))
     with pytest.raises(BatchInputError, match="another lapor-nlp version"):
         classify_file(src, out, model_dir=model_dir, jobs=1, progress=False, resume=True)
+
+
+def test_old_import_paths_warn_and_still_work():
+    """lapor_nlp.batch was one module and lapor_nlp.distributed its Dask side: their names still
+    resolve for one release, with a DeprecationWarning, to the same objects."""
+    import importlib
+    import warnings
+
+    import lapor_nlp.batch as batch
+    from lapor_nlp.batch import chunk, dask, executors, workdir
+
+    for name, new in (("run_chunk", chunk.run_chunk), ("get_router", executors.get_router),
+                      ("_Lock", workdir.Lock), ("Columns", Columns)):
+        with pytest.warns(DeprecationWarning, match=f"lapor_nlp.batch.{name}"):
+            assert getattr(batch, name) is new
+    with pytest.raises(AttributeError):
+        batch.no_such_name
+    sys.modules.pop("lapor_nlp.distributed", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = importlib.import_module("lapor_nlp.distributed")
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    assert old.classify is dask.classify and old.worker_model_loads is dask.worker_model_loads
+

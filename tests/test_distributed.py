@@ -15,8 +15,6 @@ pytest.importorskip("distributed")
 from lapor_nlp.batch import PRED_COLUMNS, classify_file, output_paths  # noqa: E402
 from lapor_nlp.resources import dataset_path  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 
 def corpus_rows():
     rows = []
@@ -56,7 +54,7 @@ def local(backlog, model_dir, tmp_path_factory):
 
 
 def _cell(v):
-    from lapor_nlp.batch import _cell as cell
+    from lapor_nlp.batch.formats import cell
 
     if v is None or (isinstance(v, float) and v != v):
         return ""
@@ -64,7 +62,7 @@ def _cell(v):
 
 
 def test_dask_dataframe_equals_single_machine(cluster, backlog, local, model_dir):
-    from lapor_nlp.distributed import classify
+    from lapor_nlp.batch.dask import classify
 
     _, summary, want = local
     ddf = classify(str(backlog), model=model_dir, blocksize="40KB")
@@ -85,7 +83,7 @@ def test_csv_files_with_bad_lines_lose_no_row(cluster, backlog, local, model_dir
     """A glob of CSV files (one partition each): a malformed line and undecodable bytes stay rows,
     with null predictions and the reason (and line) in reject_reason; the rest equal the
     single-machine results."""
-    from lapor_nlp.distributed import classify
+    from lapor_nlp.batch.dask import classify
 
     _, _, want = local
     lines = backlog.read_bytes().splitlines(keepends=True)
@@ -114,7 +112,7 @@ def test_jsonl_files_with_bad_lines_lose_no_row(cluster, local, model_dir, tmp_p
     their reason; keys that only later lines have are columns too; the rest equal classify_file."""
     import json
 
-    from lapor_nlp.distributed import classify
+    from lapor_nlp.batch.dask import classify
 
     _, _, want = local
     good = [json.dumps({"id": r["id"], "text": r["text"], "regency": r["regency"]}).encode() + b"\n"
@@ -139,7 +137,7 @@ def test_jsonl_values_keep_their_json_types(cluster, model_dir, tmp_path):
     """As classify_file writes them: numbers, booleans and null stay so; objects become JSON text."""
     import json
 
-    from lapor_nlp.distributed import classify
+    from lapor_nlp.batch.dask import classify
 
     text = "jalan rusak parah di depan sekolah mohon segera diperbaiki"
     src = tmp_path / "typed.jsonl"
@@ -158,11 +156,15 @@ def test_jsonl_values_keep_their_json_types(cluster, model_dir, tmp_path):
 
 
 def test_a_cluster_run_that_finishes_no_chunk_leaves_nothing_behind(backlog, model_dir, tmp_path):
+    import dask
+
     from lapor_nlp.cli import main
 
     out = tmp_path / "x.csv"
-    rc = main(["-q", "classify", str(backlog), "-o", str(out), "--model", str(model_dir),
-               "--scheduler", "tcp://127.0.0.1:9"])  # nothing listens there
+    # Nothing listens there: give up after 1 s instead of Dask's default 30 s of retries.
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        rc = main(["-q", "classify", str(backlog), "-o", str(out), "--model", str(model_dir),
+                   "--scheduler", "tcp://127.0.0.1:9"])
     assert rc == 1
     assert not out.exists() and not output_paths(out, "csv")[1].exists()
 
@@ -170,7 +172,7 @@ def test_a_cluster_run_that_finishes_no_chunk_leaves_nothing_behind(backlog, mod
 def test_pandas_input(cluster, local, model_dir):
     import pandas as pd
 
-    from lapor_nlp.distributed import classify
+    from lapor_nlp.batch.dask import classify
 
     _, _, want = local
     pdf = pd.DataFrame({"id": [r["id"] for r in want[:50]], "text": [r["text"] for r in want[:50]],
@@ -205,7 +207,7 @@ def test_cli_scheduler(cluster, backlog, local, model_dir, tmp_path, capsys):
 
 
 def test_model_loaded_once_per_worker(cluster, backlog, model_dir):
-    from lapor_nlp.distributed import classify, worker_model_loads
+    from lapor_nlp.batch.dask import classify, worker_model_loads
 
     lc, client = cluster
     classify(str(backlog), model=model_dir, blocksize="20KB").compute()  # many tasks on each worker
@@ -213,3 +215,4 @@ def test_model_loaded_once_per_worker(cluster, backlog, model_dir):
     assert len(loads) == 2
     key = str(model_dir.resolve())
     assert all(counts == {key: 1} for counts in loads.values()), loads
+

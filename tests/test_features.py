@@ -15,7 +15,7 @@ def test_matches_sklearn_tfidf():
     ours = TokenTfidf().fit(docs)
     sk = TfidfVectorizer(analyzer=lambda d: d + [a + " " + b for a, b in zip(d, d[1:])],
                          sublinear_tf=True).fit(docs)
-    names = ours.feature_names()
+    names = list(ours.get_feature_names_out())
     sk_names = list(sk.get_feature_names_out())
     assert sorted(names) == sorted(sk_names)
     perm = [sk_names.index(n) for n in names]

@@ -230,12 +230,12 @@ def test_batches_pause_the_garbage_collector_and_restore_its_state(router):
             assert not gc.isenabled()  # a caller's choice to keep it off is kept
         finally:
             gc.enable()
-        router.pause_gc = False
+        router._pause_gc = False
         router.predict_records(["air pdam mati"])
         assert seen[-1] is True
     finally:
         router._route = real_route
-        router.pause_gc = True
+        router._pause_gc = True
 
 
 def test_records_are_exactly_the_dumped_predictions(router):
@@ -369,15 +369,54 @@ def test_a_scoped_desk_routes_among_its_units_and_flags_the_rest(model_dir):
     assert same.predict(text).model_dump() == desk.predict(text).model_dump()
 
 
-def test_scope_and_restrict_to_refuse_what_the_model_lacks(model_dir):
+def test_a_desk_keeps_the_whole_models_doubt(router, model_dir):
+    """Renormalising over a desk's units must not turn an unsure answer into a sure one."""
+    desk = Router.load(model_dir, scope="kemenimipas")
+    text = "keluarga saya ditahan di sel polres tapi tidak boleh dijenguk sama sekali"
+    full, scoped = router.predict(text), desk.predict(text)
+    assert scoped.agency.score >= full.agency.score
+    if full.agency.label == scoped.agency.label:
+        assert ("low_confidence_agency" in scoped.review_reasons) == ("low_confidence_agency" in full.review_reasons)
+    assert scoped.needs_review
+
+
+def test_scope_and_restrict_to_refuse_what_the_model_lacks(model_dir, tmp_path):
     with pytest.raises(InputValueError, match="unknown scope"):
         Router.load(model_dir, scope="kementerian_sihir")
     with pytest.raises(InputValueError, match="unknown agency label"):
         Router.load(model_dir, restrict_to=["imigrasi", "imigrasii"])
+    for bad in ("imigrasi", 5, ["imigrasi", 3]):
+        with pytest.raises(InputTypeError):
+            Router.load(model_dir, restrict_to=bad)
     with pytest.raises(InputTypeError):
-        Router.load(model_dir, restrict_to="imigrasi")
+        Router.load(model_dir, scope=["kemenimipas"])
+    with pytest.raises(InputValueError, match="restrict_to is empty"):
+        Router.load(model_dir, restrict_to=[])
     with pytest.raises(InputValueError, match="unknown_quantile"):
         Router.load(model_dir, unknown_quantile=1.5)
+    # a model whose routing carries no taxonomy says why a scope cannot work, and what can
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(model_dir, bare)
+    manifest = json.loads((bare / "manifest.json").read_text())
+    del manifest["files"]["routing.json"]
+    (bare / "routing.json").unlink()
+    (bare / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputValueError, match="restrict_to"):
+        Router.load(bare, scope="kemenimipas")
+
+
+def test_a_national_body_takes_a_complaint_that_names_no_place(router):
+    p = router.predict("cek status permohonan paspor saya di aplikasi M-Paspor kok tidak berubah sebulan")
+    assert p.agency.label == "imigrasi" and p.jurisdiction is None
+    assert p.routed_to == "Direktorat Jenderal Imigrasi" and "place_not_found" not in p.review_reasons
+    # a court has no national office to take it: without a place, a person decides
+    p = router.predict("sidang perceraian saya di pengadilan agama ditunda terus sudah lima kali")
+    assert p.agency.label == "pengadilan_agama" and p.jurisdiction is None
+    assert "place_not_found" in p.review_reasons
+    p = router.predict("sidang perceraian saya di pengadilan agama Kabupaten Sleman ditunda terus")
+    assert p.routed_to == "Pengadilan Agama Kabupaten Sleman"
 
 
 def test_complaints_no_type_claims_are_flagged_unknown(router, model_dir):
@@ -393,3 +432,22 @@ def test_complaints_no_type_claims_are_flagged_unknown(router, model_dir):
     assert not any("unknown_agency" in p.review_reasons for p in off.predict_batch(texts))
     # the routine complaints of the tests above are not flagged
     assert "unknown_agency" not in router.predict(PJU).review_reasons
+
+
+def test_one_predict_vocabulary(router, model_dir):
+    """router(item) is predict(item); router.pipe(items) streams what predict_batch or
+    predict_records give, in order, and names a bad item's index in the whole stream."""
+    items = [PJU, "air pdam mati tiga hari di perumahan kami", {"text": "sampah menumpuk", "id": "s-1"}]
+    assert router(PJU) == router.predict(PJU)
+    streamed = list(router.pipe(iter(items), batch_size=2))
+    assert [p.model_dump() for p in streamed] == [p.model_dump() for p in router.predict_batch(items)]
+    records = list(router.pipe(items, batch_size=2, as_records=True, explain=False))
+    assert records == router.predict_records(items)
+    with pytest.raises(InputTypeError, match="item 3"):
+        list(router.pipe(items + [None], batch_size=2))
+    with pytest.raises(InputTypeError):
+        router.pipe(PJU)
+    with pytest.raises(InputValueError, match="batch_size"):
+        list(router.pipe(items, batch_size=0))
+    with pytest.warns(DeprecationWarning):
+        Router.load(model_dir, pause_gc=False)

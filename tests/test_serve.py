@@ -24,7 +24,6 @@ httpx = pytest.importorskip("httpx")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_BATCH = 8
@@ -462,7 +461,7 @@ def test_missing_fastapi_gives_the_install_hint():
     # imported from Python: the library's typed error, with the same hint
     code = ("import sys; sys.modules['fastapi'] = None\n"
             "from lapor_nlp.errors import DependencyError\n"
-            "try:\n    import lapor_nlp.serve\nexcept DependencyError as e:\n    print(e)\n")
+            "try:\n    from lapor_nlp.serve import create_app\nexcept DependencyError as e:\n    print(e)\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "pip install 'lapor-nlp[serve]'" in r.stdout, r.stderr[-500:]
@@ -470,7 +469,7 @@ def test_missing_fastapi_gives_the_install_hint():
 
 def test_api_key_sources(tmp_path):
     from lapor_nlp.errors import InputValueError
-    from lapor_nlp.serve_settings import ENV_API_KEY, find_api_key
+    from lapor_nlp.serve import ENV_API_KEY, find_api_key
 
     key_file = tmp_path / "key"
     key_file.write_text("  s3cret \nignored\n", encoding="utf-8")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from lapor_nlp.errors import InputValueError, ResourceError
+from lapor_nlp.errors import InputTypeError, InputValueError, ResourceError
 from lapor_nlp.resources import dataset_path
 from lapor_nlp.taxonomy import Taxonomy, bundled, name_key
 
@@ -78,22 +78,31 @@ def test_names_find_their_current_codes(label, expected):
     assert bundled().candidates(label) == expected
 
 
-def test_split_and_shrunk_bodies_offer_every_successor():
+def test_split_bodies_offer_every_successor_and_living_names_their_holder():
     tax = bundled()
     assert set(tax.candidates("Kementerian PUPR")) == {"kemen_pu", "kemenpkp"}
     assert {"kemendikdasmen", "kemendiktisaintek", "kemenbud"} <= set(tax.candidates("Kemendikbudristek"))
-    # still a body today, but hajj and halal left it: the current holder comes first
-    kemenag = tax.candidates("Kementerian Agama")
-    assert kemenag[0] == "kemenag" and {"kemenhaj", "bpjph"} <= set(kemenag)
+    assert tax.is_old_name("Kemenkumham") and tax.is_old_name("Kominfo")
+    # a body that still exists keeps its rows, although hajj and halal left it in 2024-2025
+    assert tax.candidates("Kementerian Agama") == ["kemenag"] and not tax.is_old_name("Kementerian Agama")
+    # a code means its own type, even when another type shares the acronym ("Bapenda")
+    assert tax.candidates("bapenda") == ["bapenda"] and tax.candidates("kemenag") == ["kemenag"]
+    # a ministry's own name means the units under it
+    assert set(tax.candidates("Kementerian Imigrasi dan Pemasyarakatan")) == {"imigrasi", "pemasyarakatan"}
+    assert set(tax.candidates("Mahkamah Agung RI")) == {"pengadilan_negeri", "pengadilan_agama"}
+    assert tax.candidates("Dinas PUPR") == ["dinas_pu"] and tax.candidates("KemenPAN-RB") == ["kemenpanrb"]
 
 
 def test_name_key_ignores_case_punctuation_and_spacing():
     assert name_key("Kementerian  P.U.P.R") == name_key("kementerian pupr") == "kementerian pupr"
+    assert name_key("Mahkamah Agung Republik Indonesia") == name_key("mahkamah agung") == "mahkamah agung"
 
 
 def test_unknown_scope_and_bad_file_are_typed_errors(tmp_path):
     with pytest.raises(InputValueError, match="unknown scope"):
         bundled().members("kementerian_sihir")
+    with pytest.raises(InputTypeError):
+        bundled().members(["kemenimipas"])
     bad = tmp_path / "t.json"
     bad.write_text("{}", encoding="utf-8")
     with pytest.raises(ResourceError):

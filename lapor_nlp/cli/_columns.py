@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..training.data import Columns
+from ..columns import Columns
 
 
 def add_column_arguments(p: argparse.ArgumentParser, labels: bool = True) -> None:

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..default_model import ensure_default_model
+    from ..training.default import ensure_default_model
     from ..router import Router
     from ..schemas import Complaint, Location
     from ._stdin import texts_from

@@ -23,8 +23,8 @@ import signal
 import socket
 import sys
 
-from .. import serve_settings as settings
 from ..errors import ServiceStartError
+from ..serve import settings
 
 HELP = "serve predictions over HTTP (FastAPI + uvicorn; pip install 'lapor-nlp[serve]')"
 INSTALL_HINT = "pip install 'lapor-nlp[serve]'"
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"lapor-nlp: error: `serve` needs FastAPI and uvicorn ({exc.name} is missing): "
               f"{INSTALL_HINT}", file=sys.stderr)
         return 1
-    from .. import serve
+    from ..serve import create_app
 
     level = args.log_level or ("warning" if getattr(args, "quiet", False) else "info")
     key = settings.find_api_key(no_auth=args.no_auth, key_file=args.api_key_file)
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from ..artifact import verify
 
     if args.model is None:  # build it once here, not in every worker at the same time
-        from ..default_model import ensure_default_model
+        from ..training.default import ensure_default_model
 
         model_dir = str(ensure_default_model(quiet=getattr(args, "quiet", False)))
     else:
@@ -153,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
         "serving %s on http://%s:%d with %d worker(s), auth %s", model_dir, args.host, args.port,
         args.workers, "on" if key else "off")
     if args.workers == 1:
-        app = serve.create_app(model_dir, api_key=key, max_body_bytes=args.max_body_bytes,
-                               max_batch=args.max_batch, max_text_chars=args.max_text_chars,
-                               home_region=args.home_region)
+        app = create_app(model_dir, api_key=key, max_body_bytes=args.max_body_bytes,
+                         max_batch=args.max_batch, max_text_chars=args.max_text_chars,
+                         home_region=args.home_region)
         server = uvicorn.Server(uvicorn.Config(app, **common))
         # uvicorn re-raises the signal that stopped it once it has shut down; with the default
         # SIGTERM action that would kill the process (status -15) instead of exiting 0.

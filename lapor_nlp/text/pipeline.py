@@ -96,8 +96,8 @@ class Preprocessor:
         self._normalizer = Normalizer.from_files(*self.lexicon_files) if normalize else None
         self._stopwords = StopwordFilter(extra_files=self.stopword_files) if stopwords else None
         self._stemmer = SastrawiStemmer(cache_size=cache_size, cache=stem_cache) if stem else None
-        # chunk -> (tokens, plain words), and chunk -> tokens alone (tokens() then needs no
-        # unpacking: 11% faster warm, measured)
+        # chunk -> (tokens, plain words), and chunk -> tokens alone (so tokens() needs no
+        # unpacking on its hot path)
         self._token_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._tokens_of: dict[str, tuple[str, ...]] = {}
 
@@ -212,8 +212,8 @@ class Preprocessor:
         """(final tokens, plain lowercase words before normalisation): the router matches place
         names on the words, so both come from one pass."""
         # The hot path of every prediction. Warm, one itemgetter call fetches every chunk's entry
-        # in C, then one loop joins them (measured 16 us a Surabaya text against 24 for a loop
-        # with a lookup per chunk, and 22 for two C-level map/chain passes).
+        # in C, then one loop joins them: fewer interpreter steps than a lookup per chunk
+        # (bench/preprocess.py compares the variants).
         if self.mask_pii:
             text = mask_pii(text)
         chunks = prepare(text).split()

@@ -10,37 +10,27 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 from ..agency import AgencySplitter
+from ..columns import Columns, cell_value, reason_kind
 from ..errors import DataValidationError, InputValueError
 from ..io import ERROR, LINE, UNDECODABLE, detect_format, iter_rows, require_file, sha256_file, undecodable
 
+# Moved to lapor_nlp.columns under public names; the old private names still resolve, with a warning.
+_MOVED = {"_value": cell_value, "_reason_kind": reason_kind}
 
-@dataclass
-class Columns:
-    """Which input columns hold what. ``topic``/``agency`` may be None: train what is there."""
 
-    text: str = "text"
-    topic: str | None = "topic"
-    agency: str | None = "agency"
-    title: str | None = None
-    date: str | None = None
-    id: str | None = None
-    province: str | None = None
-    regency: str | None = None
-    district: str | None = None
-    village: str | None = None
-    address: str | None = None
+def __getattr__(name: str):
+    if name in _MOVED:
+        import warnings
 
-    def location(self) -> dict[str, str]:
-        return {k: v for k in ("province", "regency", "district", "village", "address")
-                if (v := getattr(self, k))}
-
-    def optional(self) -> dict[str, str]:
-        """The optional columns named (title, date, id and the location ones): field -> column."""
-        return {k: v for k in ("title", "date", "id") if (v := getattr(self, k))} | self.location()
+        new = _MOVED[name]
+        warnings.warn(f"lapor_nlp.training.data.{name} moved to lapor_nlp.columns.{new.__name__}",
+                      DeprecationWarning, stacklevel=2)
+        return new
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -90,20 +80,6 @@ class DataReport:
         return d
 
 
-def _value(row: dict, col: str | None) -> str | None:
-    if not col:
-        return None
-    v = row.get(col)
-    if v is None:
-        return None
-    if isinstance(v, float) and v != v:  # NaN from Parquet/pandas
-        return None
-    if isinstance(v, (datetime, date)):
-        return v.isoformat()
-    v = str(v)
-    return v if v.strip() else None
-
-
 def load_labelled(
     path: str | Path,
     columns: Columns | None = None,
@@ -149,10 +125,10 @@ def load_labelled(
                 )
         if unseen:
             unseen.difference_update([c for c in unseen if c in row])
-        rid = _value(row, columns.id)
-        fields = {k: _value(row, getattr(columns, k)) for k in
+        rid = cell_value(row, columns.id)
+        fields = {k: cell_value(row, getattr(columns, k)) for k in
                   ("text", "title", "topic", "agency", "date")}
-        loc = {k: _value(row, c) for k, c in columns.location().items()}
+        loc = {k: cell_value(row, c) for k, c in columns.location().items()}
         if any(undecodable(v) for v in [*fields.values(), *loc.values(), rid]):
             report.problems.append(Problem(line, UNDECODABLE, rid))
             continue
@@ -185,7 +161,7 @@ def load_labelled(
     report.rows_rejected = len(report.problems)
     report.rows_used = len(examples)
     report.label_variants = label_variants(examples)
-    report.rejected_by_reason = dict(Counter(_reason_kind(p.reason) for p in report.problems))
+    report.rejected_by_reason = dict(Counter(reason_kind(p.reason) for p in report.problems))
     if report.problems and not skip_bad:
         shown = "\n".join(f"  line {p.line}: {p.reason}" for p in report.problems[:20])
         more = len(report.problems) - 20
@@ -214,10 +190,6 @@ def label_variants(examples: list[Example]) -> dict[str, list[list[str]]]:
         if found:
             out[task] = sorted(found)
     return out
-
-
-def _reason_kind(reason: str) -> str:
-    return reason.split(":")[0].split(" '")[0].split(' "')[0]
 
 
 def handle_rare(examples: list[Example], attr: str, min_count: int, policy: str,

@@ -9,10 +9,20 @@ from collections import Counter
 
 import numpy as np
 
-from ..model import coverage_at_precision
 from ..text import mask_pii
 
 PRECISION_TARGETS = (0.90, 0.95, 0.98)
+
+
+def coverage_at_precision(correct: np.ndarray, score: np.ndarray, target: float) -> float:
+    """Largest share of items, taken by descending score, whose precision is >= target."""
+    if len(score) == 0:
+        return 0.0
+    order = np.argsort(-score, kind="stable")
+    c = np.asarray(correct, dtype=float)[order]
+    prec = np.cumsum(c) / np.arange(1, len(c) + 1)
+    ok = np.flatnonzero(prec >= target)
+    return float((ok[-1] + 1) / len(c)) if len(ok) else 0.0
 
 
 def expected_calibration_error(correct: np.ndarray, score: np.ndarray, bins: int = 10) -> float:

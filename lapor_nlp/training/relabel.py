@@ -7,8 +7,11 @@ teach the router a body that no longer exists, and dropping those rows would los
 * a label that is an old name of exactly one current type is mapped to that type's code;
 * a label whose duties were split is resolved row by row from the text, by the bundled default
   model restricted to the successors; a row it cannot place with confidence is reported as
-  ambiguous and left out of the agency task only (its topic still trains);
-* every label that names a current type is mapped too, so that old and new rows share one code;
+  ambiguous and left out of the agency task only (its topic still trains), and a row it placed
+  trains but is never tested on (its label is the resolver's guess);
+* every label that names a current body is mapped too, so that old and new rows share one code: a
+  code or a type's own name to that type, a name two types share ("Bapenda") or a ministry's name
+  ("Kementerian Imigrasi dan Pemasyarakatan") resolved from the text among them;
 * nothing is dropped silently: :func:`map_old_labels` returns a report of every mapping.
 
 ``mode="auto"`` (the default of ``train``) does this only when the export contains an old name, so
@@ -54,7 +57,9 @@ def map_old_labels(examples: list[Example], mode: str = "auto", *, taxonomy: Tax
                    resolver: Resolver | None = None, min_score: float = 0.8) -> tuple[list[Example], dict]:
     """Map the agency labels of ``examples`` (in place) to current taxonomy codes; see the module
     docstring. Returns the examples and a report: ``mapped`` {label: {code: rows}}, ``ambiguous``
-    {label: {rows, lines, candidates}}, ``unmapped`` {label: rows} (names no type; kept as is)."""
+    {label: {rows, lines (the first 50), candidates}}, ``unmapped`` {label: rows} (names no type;
+    kept as is), ``resolved_from_text`` (rows whose code the resolver chose; each is marked
+    ``label_from_text``)."""
     if mode not in MODES:
         raise InputValueError(f"map_labels must be one of {', '.join(MODES)}, got {mode!r}")
     report = {"mode": mode, "applied": False, "old_labels": [], "mapped": {}, "ambiguous": {},
@@ -63,12 +68,12 @@ def map_old_labels(examples: list[Example], mode: str = "auto", *, taxonomy: Tax
         return examples, report
     taxonomy = taxonomy or bundled()
     counts = Counter(e.agency for e in examples if e.agency is not None)
-    # A label that is a current code is never an old name, whatever it spells.
-    old = sorted(lab for lab in counts if lab not in taxonomy.types and name_key(lab) in taxonomy.former_names)
+    old = sorted(lab for lab in counts if taxonomy.is_old_name(lab))
     report["old_labels"] = old
     if mode == "auto" and not old:
         return examples, report
     report["applied"] = True
+    report["resolved_from_text"] = 0
     by_label: dict[str, list[Example]] = defaultdict(list)
     for e in examples:
         if e.agency is not None:
@@ -84,20 +89,18 @@ def map_old_labels(examples: list[Example], mode: str = "auto", *, taxonomy: Tax
             report["mapped"][label] = {cands[0]: len(rows)}
             continue
         resolver = resolver or model_resolver()
-        current = taxonomy.current_names.get(name_key(label))
         chosen = resolver([e.text for e in rows], cands)
         mapped: Counter = Counter()
         unsure = []
         for e, (code, score) in zip(rows, chosen):
             if score >= min_score:
                 e.agency = code
-            elif current is not None:  # the body still exists: unsure rows stay with it
-                e.agency = current
+                e.label_from_text = True  # kept out of the test side: it would grade the resolver
+                mapped[code] += 1
             else:
                 e.agency = None
                 unsure.append(e.line)
-                continue
-            mapped[e.agency] += 1
+        report["resolved_from_text"] += sum(mapped.values())
         if mapped:
             report["mapped"][label] = dict(mapped.most_common())
         if unsure:
@@ -106,6 +109,9 @@ def map_old_labels(examples: list[Example], mode: str = "auto", *, taxonomy: Tax
     for label, m in report["mapped"].items():
         if list(m) != [label]:
             log.info("agency label %r -> %s", label, ", ".join(f"{c} ({n})" for c, n in m.items()))
+    if report["unmapped"]:
+        log.info("agency labels that name no body of the taxonomy, kept as they are: %s",
+                 ", ".join(f"{k!r} ({n})" for k, n in sorted(report["unmapped"].items())[:10]))
     for label, a in report["ambiguous"].items():
         log.warning("agency label %r: %d row(s) could not be placed among %s from their text; they "
                     "train the topic only (lines %s)", label, a["rows"], ", ".join(a["candidates"]),

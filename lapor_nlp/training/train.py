@@ -151,10 +151,6 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
     log.info("read %d rows: %d usable, %d rejected %s", report.rows_read, report.rows_used,
              report.rows_rejected, report.rejected_by_reason or "")
-    for task, groups in report.label_variants.items():
-        log.warning("%s: %d label(s) are spelt in several ways that differ only by case or spacing "
-                    "and are learnt as separate classes: %s", task, len(groups),
-                    "; ".join(" / ".join(map(repr, g)) for g in groups[:5]) + (" ..." if len(groups) > 5 else ""))
     n_read_usable = len(examples)
     mapping = {"mode": map_labels, "applied": False}
     if "agency" in tasks:
@@ -162,7 +158,18 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
             examples, map_labels, resolver=None if relabel_with is None else model_resolver(relabel_with))
         # A row whose only label was an old name that its text could not place trains nothing.
         examples = [e for e in examples if any(getattr(e, t) is not None for t in tasks)]
+        if mapping.get("applied") and report.label_variants.get("agency"):
+            # spellings that the mapping joined into one code are one class after all
+            single = {lab: next(iter(m)) for lab, m in mapping["mapped"].items() if len(m) == 1}
+            report.label_variants["agency"] = [
+                g for g in report.label_variants["agency"] if len({single.get(lab, lab) for lab in g}) > 1]
+            if not report.label_variants["agency"]:
+                del report.label_variants["agency"]
     report.label_mapping = mapping
+    for task, groups in report.label_variants.items():
+        log.warning("%s: %d label(s) are spelt in several ways that differ only by case or spacing "
+                    "and are learnt as separate classes: %s", task, len(groups),
+                    "; ".join(" / ".join(map(repr, g)) for g in groups[:5]) + (" ..." if len(groups) > 5 else ""))
     n_usable = len(examples)
     for task in tasks:
         examples, rare_labels = handle_rare(examples, task, min_count, rare)
@@ -177,10 +184,14 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                                            seed=seed)
     else:
         train_ex, test_ex = examples, []
+    # A label the resolver chose from the text would grade the resolver, not the model.
+    n_test = len(test_ex)
+    test_ex = [e for e in test_ex if not getattr(e, "label_from_text", False)]
     # Every usable row is accounted for: trained on, tested on, or dropped (and counted) here.
     dropped = {"ambiguous_old_label": n_read_usable - n_usable,
+               "test_labels_from_text": n_test - len(test_ex),
                "rare_labels": n_usable - len(examples),
-               "test_duplicates_of_train": len(examples) - len(train_ex) - len(test_ex)}
+               "test_duplicates_of_train": len(examples) - len(train_ex) - n_test}
     log.info("train %d, test %d%s", len(train_ex), len(test_ex),
              f" (split at {split_date})" if split_date else "")
     if not train_ex:
@@ -239,7 +250,7 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                            "seed": seed}},
         "label_counts": {t: dict(Counter(getattr(e, t) for e in (examples if refit_all else train_ex)
                                          if getattr(e, t) is not None).most_common()) for t in tasks},
-        "params": {**model.get_params(), "min_count": min_count, "rare": rare},
+        "params": {**model.hyperparameters(), "min_count": min_count, "rare": rare},
         "columns": {k: v for k, v in vars(columns).items() if v},
         "agency_types": (routing or {}).get("agency_types", agency_types),
         "home_region": home_region,
@@ -258,9 +269,8 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
         routing_info = {"agency_types": agency_types, **places, "home_region": home_region,
                         "topic_agency_counts": topic_agency_counts(examples if refit_all else train_ex),
                         "label_names": {}, **taxonomy_routing, **(routing or {})}
-        files["routing.json"] = json.dumps(routing_info, ensure_ascii=False).encode("utf-8")
         files["data_report.json"] = json.dumps(report.to_dict(), ensure_ascii=False,
                                                indent=1, default=vars).encode("utf-8")
-        save_model(model, out_dir, info=info, extra_files=files)
+        save_model(model, out_dir, info=info, routing=routing_info, extra_files=files)
         log.info("saved model to %s (%.1fs)", out_dir, time.perf_counter() - t0)
     return TrainResult(model, metrics, report, Path(out_dir) if out_dir else None, info)

@@ -1,7 +1,7 @@
 """Reproduce a published model and its report from its recipe.
 
-    python training/reproduce.py surabaya --out models/surabaya     # needs ../shared/data
-    python training/reproduce.py default  --out models/default
+    python recipes/reproduce.py surabaya --out models/surabaya     # needs ../shared/data
+    python recipes/reproduce.py default  --out models/default
 
 The Surabaya recipe reads ../shared/data/surabaya/complaints_2022.csv where it lies (it is never
 copied into this repository). Besides the training report, it measures what the router adds: the
@@ -27,7 +27,7 @@ def train_recipe(name: str, out: Path, quiet: bool = False) -> dict:
 
     recipe = json.loads((HERE / f"{name}.json").read_text(encoding="utf-8"))
     if recipe.get("builtin") == "default":
-        from lapor_nlp.default_model import build_default_model
+        from lapor_nlp.training.default import build_default_model
 
         build_default_model(out, quiet=quiet)
         return recipe

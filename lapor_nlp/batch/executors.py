@@ -1,0 +1,202 @@
+"""Where a run's chunks are computed: an executor, chosen once per run.
+
+An executor does two things for :func:`lapor_nlp.batch.classify_file`:
+
+* ``resolve_model(model_dir, quiet=...)`` -> ``(model key, model version)``: which model the
+  workers load (the key every worker process caches its router under), and its version for the
+  manifest, checked where the executor can check it;
+* ``start(model_key, spec, parts)`` -> a running executor with ``jobs``, ``window`` (how many
+  chunks may be in flight), ``submit(index, rows)`` (a result whose ``get()`` gives
+  :func:`~lapor_nlp.batch.chunk.run_chunk`'s triple) and ``close(ok)``.
+
+:class:`LocalExecutor` runs the chunks on this machine, in this process (``jobs=1``) or in a pool of
+worker processes started with the ``spawn`` method: each worker imports lapor-nlp afresh and loads
+the model once (pool initializer). ``spawn`` rather than ``fork`` on purpose: the caller may be a
+multi-threaded program (a progress thread, a web app, a Dask client), and forking a process that
+holds other threads' locks can deadlock the child; ``spawn`` also behaves the same on Linux, macOS
+and Windows. Its start-up cost per worker is small next to a backlog. (As with any ``spawn`` pool, a
+script calling ``classify_file`` with ``jobs > 1`` needs the ``if __name__ == "__main__":`` guard.)
+Local workers write their own part files, so the parent only reads and dispatches.
+:class:`lapor_nlp.batch.dask.DaskExecutor` runs them on a Dask cluster instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import BatchCheckError
+from .chunk import ChunkSpec, run_chunk
+from .workdir import PartFiles
+
+# -- the router cache: one Router per model and options in each process ---------------------------
+_ROUTERS: dict[str, Any] = {}
+_ROUTER_LOCK = threading.Lock()
+LOADS: collections.Counter = collections.Counter()  # model loads in this process, by model key
+
+
+def get_router(model_dir: str | None, options: dict | None = None):
+    """The Router for ``model_dir`` (None: the default model) with ``Router.load`` options
+    (``home_region``), loaded once per process."""
+    key = (str(model_dir) if model_dir is not None else "", tuple(sorted((options or {}).items())))
+    router = _ROUTERS.get(key)
+    if router is None:
+        with _ROUTER_LOCK:
+            router = _ROUTERS.get(key)
+            if router is None:
+                from .. import load  # the one entry point that may build the default model
+
+                router = load(model_dir, quiet=True, **(options or {}))
+                _ROUTERS[key] = router
+                LOADS[key[0]] += 1
+    return router
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# -- this machine ---------------------------------------------------------------------------------
+class LocalExecutor:
+    """Chunks computed on this machine: ``jobs`` worker processes (None: every CPU this process may
+    use), or this process alone for ``jobs <= 1``."""
+
+    def __init__(self, jobs: int | None = None):
+        self.jobs = jobs
+
+    def resolve_model(self, model_dir, *, quiet: bool = True) -> tuple[str, str | None]:
+        """The model directory (the default model, built if need be, when None), verified here so
+        that a missing or damaged model fails once, not in every worker."""
+        from ..artifact import model_version, verify
+
+        if model_dir is None:
+            from ..bundled import default_model_dir, is_built
+
+            if not is_built():
+                from .. import load  # the one entry point that builds the default model
+
+                load(quiet=quiet)  # says so on stderr unless quiet
+            model_dir = default_model_dir()
+        key = str(Path(model_dir).resolve())
+        return key, model_version(verify(key))
+
+    def start(self, model_key: str | None, spec: ChunkSpec, parts: PartFiles):
+        jobs = default_jobs() if self.jobs is None else self.jobs
+        spec = replace(spec, parts=parts)
+        return InProcess(model_key, spec) if jobs <= 1 else ProcessPool(model_key, spec, jobs)
+
+
+class _Done:
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+class InProcess:
+    """jobs=1: the chunks run in this process, one after the other."""
+
+    jobs = 1
+    window = 1
+
+    def __init__(self, model_dir: str | None, spec: ChunkSpec):
+        self.router = get_router(model_dir, spec.router_options)
+        self.spec = spec
+
+    def submit(self, index, rows):
+        return _Done(run_chunk(self.router, self.spec, index, rows))
+
+    def close(self, ok: bool):
+        pass
+
+
+_WORKER: dict = {}
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: die with the parent even when it is SIGKILLed (no orphan worker writing parts)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
+def _init_worker(model_dir, spec, parent_pid) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    try:
+        _WORKER["router"] = get_router(model_dir, spec.router_options)
+    except BaseException as exc:  # reported by the first task, not a silently broken pool
+        _WORKER["error"] = exc
+    _WORKER["spec"] = spec
+
+
+def _pool_task(index, rows):
+    if "error" in _WORKER:
+        raise _WORKER["error"]
+    return run_chunk(_WORKER["router"], _WORKER["spec"], index, rows)
+
+
+class _PoolResult:
+    __slots__ = ("future",)
+
+    def __init__(self, future):
+        self.future = future
+
+    def get(self):
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            raise BatchCheckError(
+                "a worker process died (killed, or out of memory?); the finished chunks are kept: "
+                "run again with --resume (resume=True), perhaps with fewer --jobs") from None
+
+
+class ProcessPool:
+    """jobs>1: a pool of spawned worker processes, each loading the model once.
+    (concurrent.futures rather than multiprocessing.Pool: a worker that dies makes the run fail
+    with a message instead of waiting forever for the chunk it held.)"""
+
+    def __init__(self, model_dir: str | None, spec: ChunkSpec, jobs: int):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.jobs = jobs
+        self.window = 2 * jobs
+        self.pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                        initargs=(model_dir, spec, os.getpid()))
+
+    def submit(self, index, rows):
+        return _PoolResult(self.pool.submit(_pool_task, index, rows))
+
+    def close(self, ok: bool):
+        if not ok:  # stop now: the chunks in flight are redone by --resume
+            for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
+                try:
+                    proc.terminate()
+                except Exception:  # pragma: no cover
+                    pass
+        self.pool.shutdown(wait=True, cancel_futures=not ok)

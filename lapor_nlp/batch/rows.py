@@ -1,0 +1,146 @@
+"""One backlog row on its way to a prediction: row -> router item (or the reason it cannot be one)
+-> router record -> the values of the prediction columns.
+
+Shared by every way a backlog is classified (this machine's executors and Dask), so that a row gets
+the same item, the same reject reason and the same values whichever path it takes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..columns import Columns, cell_value
+from ..errors import BatchInputError, InputTypeError, InputValueError
+from ..io import UNDECODABLE, undecodable
+
+#: The prediction columns in output order, each with its kind ("str", "float" or "bool"): the
+#: Parquet (Arrow) and Dask (pandas) column types are derived from it.
+PRED_KINDS = {"topic": "str", "topic_score": "float", "agency": "str", "agency_score": "float",
+              "routed_to": "str", "needs_review": "bool", "review_reasons": "str", "model_version": "str"}
+PRED_COLUMNS = tuple(PRED_KINDS)
+AUTO_PREFIX = "pred_"
+NO_TEXT = "no text"
+
+
+def default_columns() -> Columns:
+    return Columns(text="text", topic=None, agency=None)
+
+
+def prediction_names(prefix: str = "") -> list[str]:
+    return [prefix + c for c in PRED_COLUMNS]
+
+
+def choose_prefix(input_columns, prefix: str | None = None) -> str:
+    """``prefix`` as given, or automatically ``pred_`` when an input column already has a
+    prediction column's name (a backlog often carries its old ``topic``/``agency``)."""
+    cols = set(input_columns or ())
+    if prefix is None:
+        prefix = AUTO_PREFIX if cols & set(PRED_COLUMNS) else ""
+    clash = cols & set(prediction_names(prefix))
+    if clash:
+        raise BatchInputError(
+            f"input column(s) {', '.join(sorted(map(repr, clash)))} have the names of prediction "
+            "columns; choose another --prefix for the prediction columns")
+    return prefix
+
+
+def row_undecodable(row: dict) -> bool:
+    """A value that cannot be written as UTF-8: bytes that were not UTF-8 in a CSV or JSON line,
+    a lone surrogate from a JSON escape, also inside a nested JSON value, or a Parquet binary
+    value that is not UTF-8 text."""
+    for v in row.values():
+        if v.__class__ is str:
+            if not v.isascii() and undecodable(v):
+                return True
+        elif v is not None and value_undecodable(v):
+            return True
+    return False
+
+
+def value_undecodable(value) -> bool:
+    """One value of a row (any type) that cannot be written as UTF-8 (see :func:`row_undecodable`).
+    A loop over a stack, not recursion: JSON may nest deeper than Python's recursion limit."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if undecodable(v):
+                return True
+        elif isinstance(v, (bytes, bytearray)):
+            try:
+                bytes(v).decode("utf-8")
+            except UnicodeDecodeError:
+                return True
+        elif isinstance(v, dict):
+            stack += v.keys()
+            stack += v.values()
+        elif isinstance(v, (list, tuple)):
+            stack += v
+    return False
+
+
+def row_item(row: dict, columns: Columns):
+    """The router input for one row: ``(item, None)``, or ``(None, reason)`` when the row cannot
+    be classified. A text-only row gives a plain ``str`` (the router's fast path)."""
+    if row_undecodable(row):
+        return None, UNDECODABLE
+    text = cell_value(row, columns.text)
+    if text is None:
+        return None, NO_TEXT
+    title = cell_value(row, columns.title)
+    loc = {}
+    for level, col in columns.location().items():
+        v = cell_value(row, col)
+        if v is not None:
+            loc["subdistrict" if level == "village" else level] = v
+    if title is None and not loc:
+        return text, None
+    item: dict[str, Any] = {"text": text}
+    if title is not None:
+        item["title"] = title
+    if loc:
+        item["location"] = loc
+    return item, None
+
+
+def _invalid_reason(item) -> str | None:
+    from pydantic import ValidationError
+
+    from ..schemas import Complaint
+
+    if isinstance(item, str):
+        return None
+    try:
+        Complaint.model_validate(item)
+    except ValidationError as exc:
+        errs = exc.errors(include_url=False, include_input=False)
+        return "invalid complaint: " + "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errs[:3])
+    return None
+
+
+def predict_items(router, items: list) -> list[dict | str]:
+    """``router.predict_records`` for many items; an item the router refuses gives its reason (a
+    ``str``) in its place instead of failing the whole chunk."""
+    if not items:
+        return []
+    try:
+        return router.predict_records(items)
+    except (InputTypeError, InputValueError):
+        pass
+    reasons = [_invalid_reason(x) for x in items]
+    good = [x for x, r in zip(items, reasons) if r is None]
+    try:
+        preds = iter(router.predict_records(good))
+    except (InputTypeError, InputValueError) as exc:  # pragma: no cover - not expected
+        return [f"refused by the router: {exc.message[:200]}"] * len(items)
+    return [next(preds) if r is None else r for r in reasons]
+
+
+def prediction_values(rec: dict) -> tuple:
+    """The prediction columns' values, in :data:`PRED_COLUMNS` order."""
+    topic = rec.get("topic") or {}
+    agency = rec.get("agency") or {}
+    return (topic.get("label"), topic.get("score"), agency.get("label"), agency.get("score"),
+            rec.get("routed_to"), bool(rec.get("needs_review")),
+            ";".join(rec.get("review_reasons") or ()), rec.get("model_version"))
