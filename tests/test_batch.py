@@ -542,3 +542,24 @@ def test_old_import_paths_warn_and_still_work():
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
     assert old.classify is dask.classify and old.worker_model_loads is dask.worker_model_loads
 
+
+
+def test_a_desk_classifies_its_backlog_among_its_units(model_dir, tmp_path):
+    src = tmp_path / "desk.csv"
+    with src.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "text"])
+        w.writerow(["1", "paspor saya sudah tiga minggu belum jadi di kantor imigrasi"])
+        w.writerow(["2", "keluarga napi dimintai uang saat besuk di lapas"])
+        w.writerow(["3", "jalan berlubang di depan pasar sudah tiga bulan, Kabupaten Tulungagung"])
+    out = tmp_path / "desk.out.csv"
+    summary = classify_file(src, out, model_dir=model_dir, jobs=1, progress=False, scope="kemenimipas")
+    assert summary.rows_written == 3 and summary.rows_rejected == 0
+    with out.open(encoding="utf-8", newline="") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    assert {r["agency"] for r in rows.values()} <= {"imigrasi", "pemasyarakatan"}
+    assert (rows["1"]["agency"], rows["2"]["agency"]) == ("imigrasi", "pemasyarakatan")
+    assert "outside_scope" in rows["3"]["review_reasons"]
+    with pytest.raises(InputValueError, match="unknown scope"):
+        classify_file(src, tmp_path / "x.csv", model_dir=model_dir, jobs=1, progress=False, scope="kemensihir")
+    assert not (tmp_path / "x.csv").exists()

@@ -431,6 +431,25 @@ def test_unknown_home_region_stops_before_serving(model_dir):
     assert "Atlantis" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_desk_service_routes_among_its_units(model_dir, tmp_path):
+    srv = Server(["--model", str(model_dir), "--no-auth", "--scope", "kemenimipas"], tmp_path / "desk.log")
+    try:
+        srv.wait_ready()
+        r = httpx.post(srv.base + "/v1/predict", timeout=30,
+                       json={"text": "jalan berlubang di depan pasar, Kabupaten Tulungagung"})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["agency"]["label"] in ("imigrasi", "pemasyarakatan")
+        assert "outside_scope" in body["review_reasons"]
+    finally:
+        assert srv.stop() == 0
+    r = subprocess.run([sys.executable, "-m", "lapor_nlp", "serve", "--model", str(model_dir), "--no-auth",
+                        "--scope", "kementerian_sihir", "--port", str(free_port())],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "unknown scope" in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_port_in_use_is_exit_1_with_a_clear_error(model_dir, workers):
     with socket.socket() as taken:

@@ -54,6 +54,7 @@ def classify_file(
     client=None,
     log=None,
     home_region: str | None = None,
+    scope: str | None = None,
 ) -> Summary:
     """Classify every row of ``input`` into ``output`` (see :mod:`lapor_nlp.batch`).
 
@@ -81,6 +82,9 @@ def classify_file(
     home_region:
         the regency/city the backlog's portal serves ("Kota Surabaya"), for complaints that name
         no place (:class:`~lapor_nlp.router.Router`); default: the model's.
+    scope:
+        an institution's own desk (a taxonomy code such as ``"kemenimipas"``): route only among
+        the agency types under it (:class:`~lapor_nlp.router.Router`).
     scheduler, client:
         run the chunks on a Dask cluster (an address like ``tcp://host:8786``, or a
         ``distributed.Client``) instead of local processes; ``model_dir`` must then be readable by
@@ -98,11 +102,15 @@ def classify_file(
     job = _Job.plan(input, output, fmt=fmt, out_fmt=out_fmt, chunk_size=chunk_size, columns=columns,
                     prefix=prefix, log=log)
     model_key, model_version = executor.resolve_model(model_dir, quiet=not progress)
-    router_options = {"home_region": home_region} if home_region else {}
+    router_options = {k: v for k, v in (("home_region", home_region), ("scope", scope)) if v}
     if home_region:
         from ..jurisdiction import require_regency
 
         require_regency(home_region)  # an unknown region fails here, not in every worker
+    if scope and isinstance(executor, LocalExecutor):
+        from ..router import Router
+
+        Router.load(model_key, scope=scope)  # an unknown scope fails here, not in every worker
     summary = job.run(executor, model_key, model_version, router_options, resume=resume,
                       progress=progress, log=log)
     summary.seconds = time.perf_counter() - t0

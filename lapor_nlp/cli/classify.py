@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--home-region", default=None, metavar="NAME",
                    help="the regency/city the backlog's portal serves, e.g. 'Kota Surabaya': "
                         "complaints that name no place route to its offices (default: the model's)")
+    p.add_argument("--scope", default=None, metavar="CODE",
+                   help="an institution's own desk: route only among the agency types under this "
+                        "taxonomy code (e.g. kemenimipas); others get review reason outside_scope")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
                    help="run the chunks on this Dask scheduler instead of local processes")
     add_column_arguments(p, labels=False)
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size, resume=args.resume, columns=columns_from_args(args, labels=False),
             fmt=args.format, out_fmt=args.output_format, prefix=args.prefix,
             progress=not args.quiet, scheduler=args.scheduler, home_region=args.home_region,
+            scope=args.scope,
         )
     except KeyboardInterrupt:
         parts = output_paths(args.output, "csv")[1]

@@ -63,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--home-region", default=None, metavar="NAME",
                    help="the regency/city this portal serves, e.g. 'Kota Surabaya': complaints that "
                         "name no place route to its offices (default: the model's)")
+    p.add_argument("--scope", default=None, metavar="CODE",
+                   help="an institution's own desk: route only among the agency types under this "
+                        "taxonomy code (e.g. kemenimipas); others get review reason outside_scope")
     p.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto",
                    help="HTTP parser (default auto: httptools when installed, as with "
                         "uvicorn[standard])")
@@ -145,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
         from ..jurisdiction import require_regency
 
         require_regency(args.home_region)  # an unknown name: exit 1 here, not in every worker
+    if args.scope:
+        from ..router import Router
+
+        Router.load(model_dir, scope=args.scope)  # an unknown scope: exit 1 here, not in every worker
 
     common = dict(host=args.host, port=args.port, log_config=log_config(level), log_level=level,
                   access_log=False, server_header=False, timeout_graceful_shutdown=10,
@@ -155,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers == 1:
         app = create_app(model_dir, api_key=key, max_body_bytes=args.max_body_bytes,
                          max_batch=args.max_batch, max_text_chars=args.max_text_chars,
-                         home_region=args.home_region)
+                         home_region=args.home_region, scope=args.scope)
         server = uvicorn.Server(uvicorn.Config(app, **common))
         # uvicorn re-raises the signal that stopped it once it has shut down; with the default
         # SIGTERM action that would kill the process (status -15) instead of exiting 0.
@@ -174,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         settings.ENV_MAX_TEXT: str(args.max_text_chars),
         settings.ENV_NO_AUTH: "1" if args.no_auth else "0",
         settings.ENV_HOME_REGION: args.home_region or "",
+        settings.ENV_SCOPE: args.scope or "",
     })
     if args.api_key_file and not args.no_auth:
         os.environ[settings.ENV_KEY_FILE] = os.path.abspath(args.api_key_file)

@@ -45,7 +45,7 @@ import importlib
 import logging
 
 from .settings import (ENV_API_KEY, ENV_HOME_REGION, ENV_KEY_FILE, ENV_MAX_BATCH, ENV_MAX_BODY,
-                       ENV_MAX_TEXT, ENV_MODEL, ENV_NO_AUTH, MAX_BATCH, MAX_BODY_BYTES,
+                       ENV_MAX_TEXT, ENV_MODEL, ENV_NO_AUTH, ENV_SCOPE, MAX_BATCH, MAX_BODY_BYTES,
                        MAX_TEXT_CHARS, find_api_key, read_api_key_file)
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ _LAZY = {
     "ModelInfo": "models", "Status": "models",
 }
 
-__all__ = ["ENV_API_KEY", "ENV_HOME_REGION", "ENV_KEY_FILE", "ENV_MAX_BATCH", "ENV_MAX_BODY",
+__all__ = ["ENV_API_KEY", "ENV_HOME_REGION", "ENV_KEY_FILE", "ENV_MAX_BATCH", "ENV_MAX_BODY", "ENV_SCOPE",
            "ENV_MAX_TEXT", "ENV_MODEL", "ENV_NO_AUTH", "MAX_BATCH", "MAX_BODY_BYTES",
            "MAX_TEXT_CHARS", "find_api_key", "read_api_key_file", *_LAZY]
 

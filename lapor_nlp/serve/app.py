@@ -15,18 +15,20 @@ from .errors import add_error_handlers
 from .gate import API_KEY_HEADER, OPEN_PATHS, Gate
 from .loading import model_lifespan
 from .routes import add_routes
-from .settings import (ENV_HOME_REGION, ENV_KEY_FILE, ENV_MAX_BATCH, ENV_MAX_BODY, ENV_MAX_TEXT,
+from .settings import (ENV_HOME_REGION, ENV_SCOPE, ENV_KEY_FILE, ENV_MAX_BATCH, ENV_MAX_BODY, ENV_MAX_TEXT,
                        ENV_MODEL, ENV_NO_AUTH, MAX_BATCH, MAX_BODY_BYTES, MAX_TEXT_CHARS,
                        find_api_key)
 
 
 def create_app(model_dir: str | Path | None = None, *, api_key: str | None = None,
                max_body_bytes: int = MAX_BODY_BYTES, max_batch: int = MAX_BATCH,
-               max_text_chars: int = MAX_TEXT_CHARS, home_region: str | None = None) -> FastAPI:
+               max_text_chars: int = MAX_TEXT_CHARS, home_region: str | None = None,
+               scope: str | None = None) -> FastAPI:
     """Build the FastAPI app. The model (``model_dir``, or the bundled default model when None) is
     loaded when the app starts (lifespan), once per worker process. ``api_key``: when set, every
     endpoint but ``/healthz`` and ``/readyz`` needs it in the ``X-API-Key`` header.
-    ``home_region``: the regency/city the portal serves (see :class:`~lapor_nlp.router.Router`)."""
+    ``home_region``: the regency/city the portal serves; ``scope``: an institution's own desk, a
+    taxonomy code such as ``"kemenimipas"`` (see :class:`~lapor_nlp.router.Router`)."""
     limits = {"max_body_bytes": max_body_bytes, "max_batch": max_batch,
               "max_text_chars": max_text_chars}
     for name, value in limits.items():
@@ -34,7 +36,8 @@ def create_app(model_dir: str | Path | None = None, *, api_key: str | None = Non
             raise InputValueError(f"{name} must be a positive integer, got {value!r}")
 
     app = FastAPI(title="lapor-nlp", version=__version__,
-                  lifespan=partial(model_lifespan, model_dir=model_dir, home_region=home_region),
+                  lifespan=partial(model_lifespan, model_dir=model_dir, home_region=home_region,
+                                   scope=scope),
                   description="Route Indonesian public-service complaints: topic, responsible "
                               "agency and the concrete office.")
     app.state.router = None  # set by the lifespan once the model is loaded
@@ -78,4 +81,4 @@ def app_from_env() -> FastAPI:
                       max_body_bytes=int(env.get(ENV_MAX_BODY, MAX_BODY_BYTES)),
                       max_batch=int(env.get(ENV_MAX_BATCH, MAX_BATCH)),
                       max_text_chars=int(env.get(ENV_MAX_TEXT, MAX_TEXT_CHARS)),
-                      home_region=env.get(ENV_HOME_REGION) or None)
+                      home_region=env.get(ENV_HOME_REGION) or None, scope=env.get(ENV_SCOPE) or None)

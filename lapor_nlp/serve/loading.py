@@ -14,13 +14,14 @@ from ._fastapi import FastAPI, run_in_threadpool
 from .errors import log
 
 
-def load_router(model_dir: str | Path | None, max_text_chars: int, home_region: str | None = None):
+def load_router(model_dir: str | Path | None, max_text_chars: int, home_region: str | None = None,
+                scope: str | None = None):
     """The router for ``model_dir`` (None: the bundled default model, built on first use), warmed
     up."""
     from .. import load
 
     # Accepted texts (<= max_text_chars, title <= 1000) are never cut by the router.
-    router = load(model_dir, max_chars=max_text_chars + 1002, home_region=home_region)
+    router = load(model_dir, max_chars=max_text_chars + 1002, home_region=home_region, scope=scope)
     router.predict("Lampu jalan di depan rumah kami mati sudah seminggu, Kota Malang")  # warm-up
     return router
 
@@ -37,14 +38,15 @@ def model_info(router, limits: dict[str, int]) -> dict:
 
 
 @asynccontextmanager
-async def model_lifespan(app: FastAPI, *, model_dir: str | Path | None, home_region: str | None):
+async def model_lifespan(app: FastAPI, *, model_dir: str | Path | None, home_region: str | None,
+                         scope: str | None = None):
     """The app's lifespan: ``app.state.router`` (None until loaded: ``/readyz`` answers 503) and
     ``app.state.info``, the ``/v1/model`` body, encoded once. Bind the keywords with
     :func:`functools.partial`."""
     limits = app.state.limits
     t0 = time.perf_counter()
     app.state.router = await run_in_threadpool(load_router, model_dir, limits["max_text_chars"],
-                                               home_region)
+                                               home_region, scope)
     app.state.info = json.dumps(model_info(app.state.router, limits),
                                 ensure_ascii=False).encode("utf-8")
     log.info("model %s %s loaded in %.1fs (pid %d)", app.state.router.name,

@@ -198,7 +198,7 @@ def handle_rare(examples: list[Example], attr: str, min_count: int, policy: str,
     for the other task), ``merge`` them into ``other``, or ``keep`` them. Returns the examples and
     ``{label: count}`` of the rare labels."""
     if policy not in ("drop", "merge", "keep"):
-        raise ValueError("rare-label policy must be 'drop', 'merge' or 'keep'")
+        raise InputValueError("rare-label policy must be 'drop', 'merge' or 'keep'")
     counts = Counter(getattr(e, attr) for e in examples if getattr(e, attr) is not None)
     rare = {lab: n for lab, n in counts.items() if n < min_count}
     if rare and policy != "keep":
