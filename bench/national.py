@@ -79,7 +79,7 @@ def train_default(corpus_dir: Path, out: Path, exclude: set[str] = frozenset(),
                   taxonomy_dir: Path | None = None) -> float:
     """Train the default recipe on ``corpus_dir`` (minus agency types ``exclude``); seconds."""
     from lapor_nlp.bundled import RECIPE
-    from lapor_nlp.training.default import taxonomy_routing
+    from lapor_nlp.taxonomy import bundled_routing as taxonomy_routing
     from lapor_nlp.training import Columns, train
 
     rows = [r for r in corpus_rows(corpus_dir) if r["agency"] not in exclude]

@@ -34,7 +34,10 @@ from .io import sha256_file
 from .heads import LinearHead
 from .text import Preprocessor
 
-FORMAT_VERSION = 1
+#: Written by this version: 2 adds the heads' out-of-fold evidence (``unknown_agency``) and their
+#: ``novelty_quantile`` parameter, which lapor-nlp before 0.4 cannot read. Format 1 models load.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 
 
@@ -142,10 +145,10 @@ def verify(model_dir: str | Path) -> dict:
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     fv = manifest.get("format_version")
-    if fv != FORMAT_VERSION:
+    if fv not in READABLE_FORMATS:
         raise ModelVersionError(
-            f"{model_dir} has model format {fv!r}; this lapor-nlp ({__version__}) reads format "
-            f"{FORMAT_VERSION}. Retrain it with this version (lapor-nlp train) or install the "
+            f"{model_dir} has model format {fv!r}; this lapor-nlp ({__version__}) reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))}. Retrain it with this version (lapor-nlp train) or install the "
             f"lapor-nlp version that made it ({manifest.get('lapor_nlp_version')})."
         )
     files = manifest.get("files") or {}

@@ -28,7 +28,7 @@ class ComplaintClassifier:
     ``preprocessor`` (a :class:`~lapor_nlp.text.Preprocessor`; default settings when None),
     ``task`` (the task a one-dimensional ``y`` labels, default ``"agency"``).
 
-    Fitted: ``classes_`` (task -> labels), ``features_`` (:class:`~lapor_nlp.features.TokenTfidf`),
+    Fitted: ``classes_`` (the default task's labels), ``task_classes_`` (task -> labels), ``features_`` (:class:`~lapor_nlp.features.TokenTfidf`),
     ``heads_`` (task -> :class:`~lapor_nlp.heads.LinearHead`). A scikit-learn estimator: ``fit(X, y)``
     with ``y`` one label per text (the ``task``), ``predict``, ``predict_proba``, ``score``,
     ``get_params``/``set_params``, so ``sklearn.base.clone`` and ``GridSearchCV`` work; ``y`` may also
@@ -65,6 +65,9 @@ class ComplaintClassifier:
             name, _, sub = key.partition("__")
             if name not in self.get_params(deep=False):
                 raise InputValueError(f"ComplaintClassifier has no parameter {name!r}")
+            if sub and getattr(self, name) is None:
+                raise InputValueError(f"{key}: set {name} first (it is None: the default one is "
+                                      f"made at fit time)")
             if sub:
                 nested.setdefault(name, {})[sub] = value
             else:
@@ -175,10 +178,16 @@ class ComplaintClassifier:
         return self.features_.transform(docs)
 
     @property
-    def classes_(self) -> dict[str, np.ndarray]:
+    def task_classes_(self) -> dict[str, np.ndarray]:
         """The labels of each fitted task, in the column order of :meth:`predict_proba`."""
         self._check()
         return {task: head.classes_ for task, head in self.heads_.items()}
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The labels of the task :meth:`predict` answers by default (scikit-learn's scorers read
+        it); every task's are in :attr:`task_classes_`."""
+        return self.heads_[self._task(None)].classes_
 
     def _task(self, task: str | None) -> str:
         self._check()
@@ -195,7 +204,7 @@ class ComplaintClassifier:
 
     def predict_proba(self, texts: Sequence[str], task: str | None = None) -> np.ndarray:
         """The full calibrated distribution of one task (default: the only one, else ``task``
-        given at construction): one row per text, columns in ``classes_[task]`` order."""
+        given at construction): one row per text, columns in ``task_classes_[task]`` order."""
         task = self._task(task)
         return self.heads_[task].predict_proba(self._features(texts))
 

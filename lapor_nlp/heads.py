@@ -149,12 +149,14 @@ class LinearHead:
 
     def evidence_threshold_for(self, quantile: float) -> float:
         """The evidence below which ``quantile`` of the correct out-of-fold predictions fall
-        (0.0 when the model keeps no out-of-fold evidence: never flag)."""
+        (0.0, never flag, when the model keeps no out-of-fold evidence or fewer than 20 correct
+        predictions)."""
         ev = getattr(self, "oof_evidence_", None)
         if ev is None or not 0 <= quantile < 1:
             return 0.0
         ok = (self.oof_pred_ == self.oof_true_) & getattr(self, "oof_valid_", np.ones(len(ev), bool))
-        return float(np.quantile(ev[ok], quantile)) if ok.any() and quantile > 0 else 0.0
+        # A quantile of a handful of points says little: below 20 correct predictions, never flag.
+        return float(np.quantile(ev[ok], quantile)) if ok.sum() >= 20 and quantile > 0 else 0.0
 
     def _calibrate_with_evidence(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = expit(scores * self.platt_a_ + self.platt_b_)

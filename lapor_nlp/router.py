@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -42,6 +43,16 @@ DEFAULT_MAX_CHARS = 20_000
 # One pydantic-core call validates a whole batch of records into Prediction objects: faster than
 # building ten objects per prediction in Python, and every value is checked on the way.
 _PREDICTIONS = TypeAdapter(list[Prediction])
+
+
+def _outside_caller() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside lapor-nlp, so that
+    Python's default filters (which show a DeprecationWarning only where ``__main__`` triggers it)
+    show it for a call that reached Router through ``lapor_nlp.load`` or ``Router.load``."""
+    frame, level = sys._getframe(2), 2  # the function that warns is at level 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("lapor_nlp"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _shift_item_index(message: str, offset: int) -> str:
@@ -130,7 +141,7 @@ class Router:
         self.min_known_share = min_known_share
         if pause_gc is not None:
             warnings.warn("Router(pause_gc=...) is deprecated: pausing the collector during a batch "
-                          "is internal", DeprecationWarning, stacklevel=2)
+                          "is internal", DeprecationWarning, stacklevel=_outside_caller())
         self._pause_gc = True if pause_gc is None else bool(pause_gc)
         self.name = manifest.get("name", "model")
         self.version = model_version(manifest)
@@ -150,6 +161,9 @@ class Router:
                 isinstance(unknown_quantile, (int, float)) and 0 <= unknown_quantile < 1)):
             raise InputValueError(f"unknown_quantile must be a number in [0, 1), got {unknown_quantile!r}")
         head = model.heads_.get("agency")
+        if unknown_quantile and head is not None and getattr(head, "oof_evidence_", None) is None:
+            log.warning("this model keeps no out-of-fold evidence (saved before lapor-nlp 0.4), so "
+                        "unknown_quantile has no effect; retrain it to get unknown_agency")
         self.unknown_threshold = 0.0 if head is None else (
             head.evidence_threshold_for(unknown_quantile) if unknown_quantile is not None
             else float(getattr(head, "evidence_threshold_", 0.0)))
@@ -192,7 +206,8 @@ class Router:
         default model, which may need building first, use :func:`lapor_nlp.load`)."""
         if path is None:
             warnings.warn("Router.load() without a path is deprecated: use lapor_nlp.load(), which "
-                          "builds the bundled default model on first use", DeprecationWarning, stacklevel=2)
+                          "builds the bundled default model on first use", DeprecationWarning,
+                          stacklevel=_outside_caller())
             from . import load
 
             return load(None, **options)
@@ -241,7 +256,9 @@ class Router:
             raise InputValueError("scope/restrict_to need a model with an agency task")
         allowed = set(labels)
         if scope is not None:
-            if isinstance(scope, str) and not self.taxonomy.types:
+            carries_taxonomy = bool(self.taxonomy.parents) or any(
+                "parent" in t for t in self.taxonomy.types.values())
+            if isinstance(scope, str) and not carries_taxonomy:
                 raise InputValueError(f"scope {scope!r} needs a model whose routing.json carries the "
                                       "taxonomy (one trained on taxonomy codes, such as the default "
                                       "model); for this model, list its labels with restrict_to")
@@ -265,6 +282,13 @@ class Router:
             raise InputValueError(f"{what} leave{'s' if ' and ' not in what else ''} no agency label of "
                                   f"this model (its labels are in Router.labels['agency'])")
         return np.array([lab in allowed for lab in labels])
+
+    @property
+    def pipe_names(self) -> tuple[str, ...]:
+        """Deprecated: the flow is written out in ``_route`` (and the module docstring)."""
+        warnings.warn("Router.pipe_names is deprecated: it named stages that are not separate "
+                      "objects", DeprecationWarning, stacklevel=2)
+        return ("text", "features", "topic", "agency", "jurisdiction", "routing", "review")
 
     @property
     def home_regency(self) -> str | None:
@@ -304,17 +328,22 @@ class Router:
         return self.predict(complaint, **options)
 
     def pipe(self, items: Iterable[str | Complaint | Mapping], *, batch_size: int = 4096,
-             explain: bool = True, as_records: bool = False, thresholds=None) -> Iterator:
+             explain: bool | None = None, as_records: bool = False, thresholds=None) -> Iterator:
         """Route a stream of complaints lazily, ``batch_size`` at a time, in input order: a
         :class:`Prediction` each, or with ``as_records`` the plain dict of :meth:`predict_records`
-        (faster; for files and services that write JSON themselves). A bad item raises a typed
-        error naming its index when its batch is reached."""
+        (faster; for files and services that write JSON themselves). ``explain`` defaults to what
+        each form does alone: on for predictions, off for records. A bad item raises a typed error
+        naming its index when its batch is reached."""
         if isinstance(items, (str, bytes, Complaint, Mapping)):
             raise InputTypeError("pipe() takes an iterable of complaints, not one complaint; "
                                  "use router(complaint) for a single complaint")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InputValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise InputTypeError(f"batch_size must be a whole number, got {type(batch_size).__name__}")
+        if batch_size < 1:
+            raise InputValueError(f"batch_size must be at least 1, got {batch_size!r}")
         route = self.predict_records if as_records else self.predict_batch
+        if explain is None:
+            explain = not as_records
         return self._stream(iter(items), route, batch_size, explain, thresholds)
 
     @staticmethod
@@ -390,15 +419,15 @@ class Router:
         tasks = []
         unknown = outside = None
         for task, head in self.model.heads_.items():
-            full = None
+            mass = None
             if task == "agency":
                 P, evidence = head.predict_proba_evidence(X)
                 unknown = (evidence < self.unknown_threshold).tolist()
                 if self.allowed_agencies is not None:
                     outside = (~self.allowed_agencies[P.argmax(1)]).tolist()
-                    full = P
                     P = P * self.allowed_agencies
-                    P /= np.maximum(P.sum(1, keepdims=True), 1e-12)
+                    mass = np.maximum(P.sum(1), 1e-12)
+                    P /= mass[:, None]
             else:
                 P = head.predict_proba(X)
             # A few dozen labels: one argsort per row is cheaper than argpartition + reordering.
@@ -408,10 +437,12 @@ class Router:
             best = top[:, 0]
             score = top_p[:, 0]
             t_of = np.fromiter(map(th[task].get, labels, repeat(1.01)), float, len(labels))[best]
-            # A desk's renormalised score hides the whole model's doubt: the review test reads the
-            # label's score among all labels, on which its threshold was chosen.
-            judged = score if full is None else full[np.arange(n), best]
-            low = (judged < t_of) if (task == "agency" or self.review_topic) else np.zeros(n, bool)
+            if mass is not None:
+                # A desk's score is renormalised over its labels; its threshold is scaled the same
+                # way, so a label is routed exactly when the whole model's score would route it
+                # (renormalising must not turn the model's doubt into certainty).
+                t_of = t_of / mass
+            low = (score < t_of) if (task == "agency" or self.review_topic) else np.zeros(n, bool)
             names = self.label_names.get(task, {})
             tasks.append((task, head, P, top, labels, best.tolist(), score.tolist(), t_of.tolist(),
                           low.tolist(), names, top_p[:, 1:].tolist(), top[:, 1:].tolist()))

@@ -23,10 +23,10 @@ _NON_WORD = re.compile(r"[^\w]+")
 
 
 def name_key(name: str) -> str:
-    """How a label is compared with the taxonomy's names: case, punctuation, spacing and a
-    closing "Republik Indonesia"/"RI" ignored ("Kementerian PUPR", "kementerian  p.u.p.r" ->
+    """How a label is compared with the taxonomy's names: case, punctuation, hyphens, spacing and
+    a closing "Republik Indonesia"/"RI" ignored ("Kementerian PUPR", "kementerian  p.u.p.r" ->
     "kementerian pupr"; "Mahkamah Agung Republik Indonesia" -> "mahkamah agung")."""
-    key = " ".join(_NON_WORD.sub(" ", str(name).lower().replace(".", "")).split())
+    key = " ".join(_NON_WORD.sub(" ", str(name).lower().replace(".", "").replace("-", "")).split())
     for tail in (" republik indonesia", " ri"):
         if key.endswith(tail) and len(key) > len(tail):
             return key[: -len(tail)]
@@ -76,20 +76,20 @@ class Taxonomy:
 
     @cached_property
     def current_names(self) -> dict[str, list[str]]:
-        """Every name a body has now -> the codes it may mean: a type's code, official name,
-        acronym and aliases -> that type (a name two types share, "Bapenda", -> both); a
-        parent's name ("Kementerian Imigrasi dan Pemasyarakatan") -> the types under it."""
+        """Every official name a body has now -> the codes it may mean: a type's official name
+        and acronym -> that type (a name two types share, "Bapenda", -> both); a parent's code,
+        name and acronym ("Kementerian Imigrasi dan Pemasyarakatan") -> the types under it.
+        Aliases are left out: they are how citizens write in a text ("KIS", "PPL"), and as an
+        export's label they may name a programme rather than a body."""
         out: dict[str, list[str]] = {}
         for code, t in self.types.items():
-            for n in (t.get("name"), t.get("short"), *t.get("aliases", [])):
+            for n in (t.get("name"), t.get("short")):
                 if n and code not in out.setdefault(name_key(n), []):
                     out[name_key(n)].append(code)
         for code, p in self.parents.items():
             for n in (code, p.get("name"), p.get("short")):
                 if n:
                     out.setdefault(name_key(n), self.members(code))
-        for code in self.types:  # a code means its own type, whatever else it spells
-            out[name_key(code)] = [code]
         return out
 
     @cached_property
@@ -113,6 +113,8 @@ class Taxonomy:
         still has, means that body (several codes: a shared name or a parent's, resolved from
         the text); an old name means the bodies that took over its duties ("Kemenkumham" ->
         imigrasi, pemasyarakatan, djki, ditjen_ahu, kemenham). Empty: no body of the taxonomy."""
+        if label in self.types:  # a code, exactly as written, means its own type
+            return [label]
         key = name_key(label)
         if key in self.current_names:
             return list(self.current_names[key])
@@ -145,3 +147,18 @@ class Taxonomy:
 def bundled() -> Taxonomy:
     """The taxonomy shipped with lapor-nlp (read once per process)."""
     return Taxonomy.load()
+
+
+def bundled_routing() -> dict:
+    """Agency types with their office templates, levels and parents, and the label names, from the
+    taxonomy files (what the default model's ``routing.json`` holds)."""
+    tax = dataset_path("taxonomy")
+    taxonomy = bundled()
+    topics = json.loads((tax / "topics.json").read_text(encoding="utf-8"))["topics"]
+    return {
+        "agency_types": taxonomy.routing(),
+        "parents": {code: {"name": p["name"], "parent": p.get("parent"), "level": p.get("level")}
+                    for code, p in taxonomy.parents.items()},
+        "label_names": {"agency": {c: t["name"] for c, t in taxonomy.types.items()},
+                        "topic": {t["code"]: t["name"] for t in topics}},
+    }

@@ -42,6 +42,8 @@ def test_clone_gives_an_unfitted_copy_with_the_same_parameters():
     assert twin.C == 2.0 and twin.preprocessor.stem is True and est.C == 0.25
     with pytest.raises(InputValueError, match="no parameter"):
         twin.set_params(gamma=1)
+    with pytest.raises(InputValueError, match="set preprocessor first"):
+        ComplaintClassifier().set_params(preprocessor__stem=False)
 
 
 def test_fit_predict_like_any_classifier(data):
@@ -52,12 +54,12 @@ def test_fit_predict_like_any_classifier(data):
         est.predict(texts[:2])
     assert est.fit(texts, agency) is est
     assert est.preprocessor is None  # fitting does not change a constructor parameter
-    assert list(est.classes_) == ["agency"] and set(est.classes_["agency"]) == set(TYPES)
+    assert list(est.task_classes_) == ["agency"] and set(est.classes_) == set(TYPES)
     pred = est.predict(texts[:20])
     assert pred.shape == (20,) and set(pred) <= set(TYPES)
     P = est.predict_proba(texts[:20])
     assert P.shape == (20, len(TYPES)) and np.allclose(P.sum(1), 1)
-    assert np.array_equal(est.classes_["agency"][P.argmax(1)], pred)
+    assert np.array_equal(est.classes_[P.argmax(1)], pred)
     assert est.score(texts, agency) > 0.8
     with pytest.raises(InputTypeError):
         est.predict("jalan rusak")
@@ -68,17 +70,20 @@ def test_fit_predict_like_any_classifier(data):
 def test_both_tasks_over_shared_features(data):
     texts, agency, topic = data
     est = ComplaintClassifier(cv=3).fit(texts, {"topic": topic, "agency": agency})
-    assert set(est.classes_) == {"topic", "agency"}
-    assert est.predict_proba(texts[:3], "topic").shape[1] == len(est.classes_["topic"])
+    assert set(est.task_classes_) == {"topic", "agency"}
+    assert est.predict_proba(texts[:3], "topic").shape[1] == len(est.task_classes_["topic"])
+    assert np.array_equal(est.classes_, est.task_classes_["agency"])
     assert len(est.predict(texts[:3])) == 3  # the constructor's task ("agency") by default
 
 
-def test_grid_search_runs_on_it(data):
+@pytest.mark.parametrize("scoring", [None, "f1_macro", "neg_log_loss"])
+def test_grid_search_runs_on_it(data, scoring):
     from sklearn.model_selection import GridSearchCV
 
     texts, agency, _ = data
-    grid = GridSearchCV(ComplaintClassifier(cv=2), {"C": [0.1, 1.0]}, cv=2).fit(texts, agency)
-    assert grid.best_params_["C"] in (0.1, 1.0) and 0 < grid.best_score_ <= 1
+    grid = GridSearchCV(ComplaintClassifier(cv=2), {"C": [0.1, 1.0]}, cv=2, scoring=scoring,
+                        error_score="raise").fit(texts, agency)
+    assert grid.best_params_["C"] in (0.1, 1.0) and np.isfinite(grid.best_score_)
 
 
 def test_tfidf_names_its_output_columns():

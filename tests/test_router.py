@@ -370,14 +370,24 @@ def test_a_scoped_desk_routes_among_its_units_and_flags_the_rest(model_dir):
 
 
 def test_a_desk_keeps_the_whole_models_doubt(router, model_dir):
-    """Renormalising over a desk's units must not turn an unsure answer into a sure one."""
+    """Renormalising over a desk's units must not turn an unsure answer into a sure one: the
+    desk's threshold is scaled like its score, so it routes a label exactly when the whole model's
+    score for that label would."""
     desk = Router.load(model_dir, scope="kemenimipas")
-    text = "keluarga saya ditahan di sel polres tapi tidak boleh dijenguk sama sekali"
-    full, scoped = router.predict(text), desk.predict(text)
-    assert scoped.agency.score >= full.agency.score
-    if full.agency.label == scoped.agency.label:
-        assert ("low_confidence_agency" in scoped.review_reasons) == ("low_confidence_agency" in full.review_reasons)
-    assert scoped.needs_review
+    texts = ["keluarga saya ditahan di sel polres tapi tidak boleh dijenguk sama sekali",
+             "paspor saya sudah tiga minggu belum jadi di kantor imigrasi Kota Malang",
+             "ada orang asing tinggal di kontrakan sebelah sudah lama",
+             "napi di lapas minta uang ke keluarga untuk kamar yang lebih baik",
+             "jalan rusak berlubang di Jl. Kenanga Kota Malang"]
+    full = router.model.predict_proba(texts, "agency")
+    labels = list(router.model.task_classes_["agency"])
+    for text, p, row in zip(texts, desk.predict_batch(texts), full):
+        low = "low_confidence_agency" in p.review_reasons
+        assert low == (p.agency.score < p.agency.threshold), text
+        j = labels.index(p.agency.label)
+        assert low == (row[j] < router.thresholds["agency"][p.agency.label]), text
+        assert abs(p.agency.score - row[j] / row[[labels.index("imigrasi"), labels.index("pemasyarakatan")]].sum()) < 1e-6
+    assert any("low_confidence_agency" in p.review_reasons for p in desk.predict_batch(texts))
 
 
 def test_scope_and_restrict_to_refuse_what_the_model_lacks(model_dir, tmp_path):
@@ -441,7 +451,7 @@ def test_one_predict_vocabulary(router, model_dir):
     assert router(PJU) == router.predict(PJU)
     streamed = list(router.pipe(iter(items), batch_size=2))
     assert [p.model_dump() for p in streamed] == [p.model_dump() for p in router.predict_batch(items)]
-    records = list(router.pipe(items, batch_size=2, as_records=True, explain=False))
+    records = list(router.pipe(items, batch_size=2, as_records=True))  # no explanation, as alone
     assert records == router.predict_records(items)
     with pytest.raises(InputTypeError, match="item 3"):
         list(router.pipe(items + [None], batch_size=2))
@@ -449,5 +459,7 @@ def test_one_predict_vocabulary(router, model_dir):
         router.pipe(PJU)
     with pytest.raises(InputValueError, match="batch_size"):
         list(router.pipe(items, batch_size=0))
+    with pytest.raises(InputTypeError, match="batch_size"):
+        list(router.pipe(items, batch_size="2"))
     with pytest.warns(DeprecationWarning):
         Router.load(model_dir, pause_gc=False)

@@ -12,11 +12,13 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "lapor_nlp"
 
 #: Modules kept for one release so that old import paths still work; each warns when imported and
-#: only re-exports names from their new homes.
+#: only re-exports names from their new homes. They are nodes of the graph like any module (a
+#: module that imports one reaches what it re-exports), but not a cycle's members.
 SHIMS = {"lapor_nlp.model", "lapor_nlp.default_model", "lapor_nlp.distributed", "lapor_nlp.serve_settings"}
-#: Deprecated calls that keep working for one release: ``Router.load()`` without a path hands over
-#: to ``lapor_nlp.load()``, the one entry point that may build the default model.
-DEPRECATED_EDGES = {("lapor_nlp.router", "lapor_nlp")}
+#: Deprecated calls that keep working for one release, as (module, function, imported module):
+#: ``Router.load()`` without a path hands over to ``lapor_nlp.load()``, the one entry point that
+#: may build the default model. Only that function's import is exempt, nothing else in the module.
+DEPRECATED_IMPORTS = {("lapor_nlp.router", "Router.load", "lapor_nlp")}
 PREDICTION = ("lapor_nlp.router", "lapor_nlp.text", "lapor_nlp.features", "lapor_nlp.heads",
               "lapor_nlp.jurisdiction", "lapor_nlp.classifier", "lapor_nlp.artifact",
               "lapor_nlp.schemas", "lapor_nlp.taxonomy", "lapor_nlp.bundled", "lapor_nlp.agency")
@@ -31,15 +33,33 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
+def _imports(tree: ast.AST, scope: str = ""):
+    """(enclosing function's qualified name, node) for every import in ``tree``, including
+    ``importlib.import_module("...")`` and ``__import__("...")`` with a literal name."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield from _imports(node, f"{scope}.{node.name}" if scope else node.name)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield scope, node
+        elif isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            if name in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+                yield scope, ast.Import(names=[ast.alias(name=str(node.args[0].value))])
+        yield from _imports(node, scope)
+
+
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
-    """The lapor_nlp modules that ``name`` imports anywhere in its source."""
+    """The lapor_nlp modules that ``name`` imports anywhere in its source (deprecated calls'
+    own imports, ``DEPRECATED_IMPORTS``, left out)."""
     is_pkg = path.name == "__init__.py"
     here = name if is_pkg else name.rpartition(".")[0]
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for scope, node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
+        else:
             if node.level:
                 base = here.split(".")
                 base = base[:len(base) - (node.level - 1)]
@@ -47,13 +67,11 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
             else:
                 mod = node.module or ""
             targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
-        else:
-            continue
         for t in targets:
             # the deepest lapor_nlp module the name refers to
             while t and t not in known:
                 t = t.rpartition(".")[0]
-            if t and t != name:
+            if t and t != name and (name, scope, t) not in DEPRECATED_IMPORTS:
                 out.add(t)
     return out
 
@@ -61,14 +79,11 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
 def graph() -> dict[str, set[str]]:
     mods = modules()
     known = set(mods)
-    g = {n: imports_of(n, p, known) for n, p in mods.items() if n not in SHIMS}
-    for a, b in DEPRECATED_EDGES:
-        g.get(a, set()).discard(b)
-    return {a: {b for b in bs if b not in SHIMS} for a, bs in g.items()}
+    return {n: imports_of(n, p, known) for n, p in mods.items()}
 
 
 def test_the_import_graph_has_no_cycle():
-    g = graph()
+    g = {a: bs - SHIMS for a, bs in graph().items() if a not in SHIMS}
     index, low, on_stack, stack, cycles = {}, {}, set(), [], []
     counter = [0]
 
@@ -122,12 +137,40 @@ def test_prediction_never_reaches_training():
     assert paths == []
 
 
-def test_the_checker_sees_lazy_imports(tmp_path):
-    """The graph would be worthless if imports inside functions were missed."""
-    src = tmp_path / "lapor_nlp" / "m.py"
+def test_the_checker_sees_lazy_and_string_imports(tmp_path):
+    """The graph would be worthless if imports inside functions, by name, or through a
+    deprecated call's exemption in another function were missed."""
+    src = tmp_path / "lapor_nlp" / "router.py"
     src.parent.mkdir()
+    known = {"lapor_nlp", "lapor_nlp.training", "lapor_nlp.router", "lapor_nlp.errors"}
     src.write_text("def f():\n    from .training import train\n", encoding="utf-8")
-    assert imports_of("lapor_nlp.m", src, {"lapor_nlp.training", "lapor_nlp.m"}) == {"lapor_nlp.training"}
+    assert imports_of("lapor_nlp.router", src, known) == {"lapor_nlp.training"}
+    src.write_text("import importlib\ndef f():\n    importlib.import_module('lapor_nlp.training')\n",
+                   encoding="utf-8")
+    assert imports_of("lapor_nlp.router", src, known) == {"lapor_nlp.training"}
+    src.write_text("class Router:\n    def load(self):\n        from . import load\n"
+                   "    def other(self):\n        from . import load\n", encoding="utf-8")
+    assert imports_of("lapor_nlp.router", src, known) == {"lapor_nlp"}
+
+
+def test_no_submodule_imports_its_own_package():
+    """A package's modules never import the package that contains them (upward)."""
+    upward = sorted(f"{m} -> {t}" for m, ts in graph().items() for t in ts
+                    if m.startswith(t + ".") and m not in SHIMS)
+    assert upward == []
+
+
+def test_importing_and_predicting_load_no_training_module(model_dir):
+    """At run time too: the package's own __init__ is imported with any submodule."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lapor_nlp.router as r\n"
+            f"r.Router.load({str(model_dir)!r}).predict('air pdam mati tiga hari')\n"
+            "bad = sorted(m for m in sys.modules if m.startswith('lapor_nlp.training'))\n"
+            "assert not bad, bad\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
 
 
 def test_old_import_paths_warn_and_still_work():

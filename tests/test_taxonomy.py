@@ -85,12 +85,15 @@ def test_split_bodies_offer_every_successor_and_living_names_their_holder():
     assert tax.is_old_name("Kemenkumham") and tax.is_old_name("Kominfo")
     # a body that still exists keeps its rows, although hajj and halal left it in 2024-2025
     assert tax.candidates("Kementerian Agama") == ["kemenag"] and not tax.is_old_name("Kementerian Agama")
-    # a code means its own type, even when another type shares the acronym ("Bapenda")
-    assert tax.candidates("bapenda") == ["bapenda"] and tax.candidates("kemenag") == ["kemenag"]
+    assert tax.candidates("kemenag") == ["kemenag"]
     # a ministry's own name means the units under it
     assert set(tax.candidates("Kementerian Imigrasi dan Pemasyarakatan")) == {"imigrasi", "pemasyarakatan"}
     assert set(tax.candidates("Mahkamah Agung RI")) == {"pengadilan_negeri", "pengadilan_agama"}
-    assert tax.candidates("Dinas PUPR") == ["dinas_pu"] and tax.candidates("KemenPAN-RB") == ["kemenpanrb"]
+    assert tax.candidates("KemenPAN-RB") == ["kemenpanrb"]
+    # a name two types share is resolved from the text; a code as written is its own type
+    assert set(tax.candidates("Bapenda")) == {"bapenda", "bapenda_provinsi"} and tax.candidates("bapenda") == ["bapenda"]
+    # aliases are how citizens write, not labels: "KIS" is a card, not BPJS Kesehatan
+    assert tax.candidates("KIS") == [] and tax.candidates("PPL") == []
 
 
 def test_name_key_ignores_case_punctuation_and_spacing():

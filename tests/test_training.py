@@ -504,8 +504,9 @@ def test_old_agency_names_are_mapped_to_current_codes(old_label_export, router, 
     fresh = {e.id: e.agency for e in mapped if e.id in truth}
     assert sum(fresh.get(i) == code for i, code in truth.items()) >= 7, fresh
     assert all(getattr(e, "label_from_text", False) for e in mapped if e.id in fresh and fresh[e.id])
-    # the vague row is reported, not silently dropped, and still counted
-    assert m["ambiguous"]["Kemenkumham"]["rows"] == 1 and m["ambiguous"]["Kemenkumham"]["lines"] == [n + 1]
+    # the vague row is reported with its line, not silently dropped, and still counted
+    amb = m["ambiguous"]["Kemenkumham"]
+    assert n + 1 in amb["lines"] and amb["rows"] == len(amb["lines"]) <= 5
     d = res.info["data"]
     assert d["rows_used"] == n and d["rows_used"] == d["train_rows"] + d["test_rows"] + sum(d["rows_dropped"].values())
     # rows labelled by the resolver are never test rows: they would grade the resolver

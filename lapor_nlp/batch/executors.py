@@ -49,9 +49,11 @@ def get_router(model_dir: str | None, options: dict | None = None):
         with _ROUTER_LOCK:
             router = _ROUTERS.get(key)
             if router is None:
-                from .. import load  # the one entry point that may build the default model
+                from ..router import Router
+                from ..training.default import ensure_default_model
 
-                router = load(model_dir, quiet=True, **(options or {}))
+                path = model_dir if model_dir is not None else ensure_default_model(quiet=True)
+                router = Router.load(path, **(options or {}))
                 _ROUTERS[key] = router
                 LOADS[key[0]] += 1
     return router
@@ -79,13 +81,9 @@ class LocalExecutor:
         from ..artifact import model_version, verify
 
         if model_dir is None:
-            from ..bundled import default_model_dir, is_built
+            from ..training.default import ensure_default_model
 
-            if not is_built():
-                from .. import load  # the one entry point that builds the default model
-
-                load(quiet=quiet)  # says so on stderr unless quiet
-            model_dir = default_model_dir()
+            model_dir = ensure_default_model(quiet=quiet)  # says so on stderr when it builds
         key = str(Path(model_dir).resolve())
         return key, model_version(verify(key))
 

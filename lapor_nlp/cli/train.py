@@ -81,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..training import train
+    from ..training.default import ensure_default_model
     from ..training.metrics import summary_line
 
     result = train(
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         refit_all=args.refit_all, C=args.C, ngram_max=args.ngram_max, min_df=args.min_df,
         target_precision=args.target_precision, name=args.name, quiet=args.quiet,
         home_region=args.home_region, map_labels=args.map_labels,
+        relabel_with=lambda: ensure_default_model(quiet=args.quiet),  # built only if a split label needs it
     )
     if not args.quiet:
         for task, m in result.metrics.items():

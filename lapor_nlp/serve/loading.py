@@ -18,10 +18,12 @@ def load_router(model_dir: str | Path | None, max_text_chars: int, home_region: 
                 scope: str | None = None):
     """The router for ``model_dir`` (None: the bundled default model, built on first use), warmed
     up."""
-    from .. import load
+    from ..router import Router
+    from ..training.default import ensure_default_model
 
     # Accepted texts (<= max_text_chars, title <= 1000) are never cut by the router.
-    router = load(model_dir, max_chars=max_text_chars + 1002, home_region=home_region, scope=scope)
+    path = model_dir if model_dir is not None else ensure_default_model()
+    router = Router.load(path, max_chars=max_text_chars + 1002, home_region=home_region, scope=scope)
     router.predict("Lampu jalan di depan rumah kami mati sudah seminggu, Kota Malang")  # warm-up
     return router
 

@@ -14,29 +14,13 @@ from pathlib import Path
 
 from ..bundled import RECIPE, default_model_dir, fingerprint
 from ..resources import datasets_dir
+from ..taxonomy import bundled_routing as taxonomy_routing  # noqa: F401 - its old home
 
 log = logging.getLogger("lapor_nlp")
 
 
 def corpus_files() -> list[Path]:
     return sorted((datasets_dir() / "corpus").glob("*.jsonl"))
-
-
-def taxonomy_routing() -> dict:
-    """Agency types with their office templates, levels and parents, and the label names, from the
-    taxonomy files (what the default model's ``routing.json`` holds)."""
-    from ..taxonomy import Taxonomy
-
-    tax = datasets_dir() / "taxonomy"
-    taxonomy = Taxonomy.load(tax / "agency_types.json")
-    topics = json.loads((tax / "topics.json").read_text(encoding="utf-8"))["topics"]
-    return {
-        "agency_types": taxonomy.routing(),
-        "parents": {code: {"name": p["name"], "parent": p.get("parent"), "level": p.get("level")}
-                    for code, p in taxonomy.parents.items()},
-        "label_names": {"agency": {c: t["name"] for c, t in taxonomy.types.items()},
-                        "topic": {t["code"]: t["name"] for t in topics}},
-    }
 
 
 def build_corpus_file(path: Path) -> int:
@@ -52,7 +36,8 @@ def build_corpus_file(path: Path) -> int:
 
 
 def build_default_model(out_dir: Path, quiet: bool = False) -> Path:
-    from . import Columns, train
+    from ..columns import Columns
+    from .train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "corpus.jsonl"

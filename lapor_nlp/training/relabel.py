@@ -8,7 +8,8 @@ teach the router a body that no longer exists, and dropping those rows would los
 * a label whose duties were split is resolved row by row from the text, by the bundled default
   model restricted to the successors; a row it cannot place with confidence is reported as
   ambiguous and left out of the agency task only (its topic still trains), and a row it placed
-  trains but is never tested on (its label is the resolver's guess);
+  is never a test row (its label is the resolver's guess: ``train`` drops it from the test side,
+  counted);
 * every label that names a current body is mapped too, so that old and new rows share one code: a
   code or a type's own name to that type, a name two types share ("Bapenda") or a ministry's name
   ("Kementerian Imigrasi dan Pemasyarakatan") resolved from the text among them;
@@ -24,7 +25,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
-from ..errors import InputValueError
+from ..errors import DataValidationError, InputValueError
 from ..taxonomy import Taxonomy, bundled, name_key
 from .data import Example
 
@@ -36,25 +37,53 @@ Resolver = Callable[[Sequence[str], Sequence[str]], list[tuple[str, float]]]
 
 
 def model_resolver(model=None) -> Resolver:
-    """Resolve split labels with a Router, a model directory, or (None) the bundled default model
-    (built on first use). The model must predict taxonomy codes."""
-    from ..router import Router
+    """Resolve split labels with a Router, a model directory, a callable that gives one (called
+    when a split label first needs it), or (None) the bundled default model, which must then be
+    built already (``lapor_nlp.load()`` builds it; ``lapor-nlp train`` does so by itself). The
+    model must predict taxonomy codes. A row goes to the candidate the whole model finds most
+    likely, with that probability among all its labels as the score: a text about none of the
+    candidates ("lampu PJU mati" under "Kemenkumham") scores low, however it compares among them."""
+    state: dict = {}
 
-    base = model if isinstance(model, Router) else Router.load(model)
+    def classifier():
+        if "clf" not in state:
+            from ..router import Router
+
+            m = model() if callable(model) and not isinstance(model, Router) else model
+            if isinstance(m, Router):
+                state["clf"] = m.model
+            else:
+                from ..artifact import load_model
+
+                state["clf"] = load_model(m if m is not None else _built_default_model())[0]
+            state["labels"] = list(map(str, state["clf"].task_classes_["agency"]))
+        return state["clf"], state["labels"]
 
     def resolve(texts, candidates):
-        known = [c for c in candidates if c in base.labels.get("agency", ())]
-        if not known:
+        clf, labels = classifier()
+        known = [labels.index(c) for c in candidates if c in labels]
+        if not known or not texts:
             return [(candidates[0], 0.0)] * len(texts)
-        router = Router(base.model, base.manifest, base.routing, restrict_to=known)
-        return [(r["agency"]["label"], r["agency"]["score"])
-                for r in router.predict_records(list(texts))]
+        P = clf.predict_proba(list(texts), "agency")[:, known]
+        best = P.argmax(1)
+        return [(labels[known[b]], float(P[i, b])) for i, b in enumerate(best)]
 
     return resolve
 
 
+def _built_default_model():
+    from ..bundled import default_model_dir, is_built
+
+    if not is_built():
+        raise DataValidationError(
+            "old agency names that were split need a model to resolve them from the text: build "
+            "the bundled default model first (lapor_nlp.load()), or pass relabel_with= a model "
+            "directory or Router; lapor-nlp train does it by itself")
+    return default_model_dir()
+
+
 def map_old_labels(examples: list[Example], mode: str = "auto", *, taxonomy: Taxonomy | None = None,
-                   resolver: Resolver | None = None, min_score: float = 0.8) -> tuple[list[Example], dict]:
+                   resolver: Resolver | None = None, min_score: float = 0.5) -> tuple[list[Example], dict]:
     """Map the agency labels of ``examples`` (in place) to current taxonomy codes; see the module
     docstring. Returns the examples and a report: ``mapped`` {label: {code: rows}}, ``ambiguous``
     {label: {rows, lines (the first 50), candidates}}, ``unmapped`` {label: rows} (names no type;

@@ -124,11 +124,16 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     ("Kemenkumham", "Kementerian PUPR") are mapped to the taxonomy's current codes, split ones
     resolved from the text (:mod:`lapor_nlp.training.relabel`): ``auto`` when the data has such a
     name, ``all`` always, ``none`` never. The mapping is in ``data_report.json``.
-    ``relabel_with``: the Router or model directory that resolves split labels (default: the
-    bundled default model).
+    ``relabel_with``: the Router or model directory (or a callable giving one, called only if a
+    split label needs it) that resolves split labels (default: the bundled default model, which
+    must be built; ``lapor_nlp.load()`` builds it).
     """
     t0 = time.perf_counter()
     test_share(test_size)
+    if rare not in ("drop", "merge", "keep"):
+        raise InputValueError(f"rare must be 'drop', 'merge' or 'keep', got {rare!r}")
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise InputValueError(f"min_count must be a whole number >= 1, got {min_count!r}")
     if split_date is not None:
         iso_date(split_date, "split_date")
     columns = columns or Columns()
@@ -223,16 +228,13 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     agency_types, places = agency_places(examples)
     taxonomy_routing = {}
     if mapping.get("applied"):  # labels that are taxonomy codes route as the taxonomy says
-        from ..taxonomy import bundled
+        from ..taxonomy import bundled_routing
 
-        taxonomy = bundled()
-        taxonomy_routing = {"agency_types": {**agency_types, **{c: t for c, t in taxonomy.routing().items()
-                                                                if c in agency_types}},
-                            "parents": {c: {"name": p["name"], "parent": p.get("parent")}
-                                        for c, p in taxonomy.parents.items()},
-                            "label_names": {"agency": {c: taxonomy.types[c]["name"]
-                                                       for c in agency_types if c in taxonomy.types}}}
-        agency_types = taxonomy_routing["agency_types"]
+        full = bundled_routing()
+        agency_types = {**agency_types, **{c: t for c, t in full["agency_types"].items() if c in agency_types}}
+        taxonomy_routing = {"agency_types": agency_types, "parents": full["parents"],
+                            "label_names": {"agency": {c: n for c, n in full["label_names"]["agency"].items()
+                                                       if c in agency_types}}}
     info = {
         "name": name or (Path(out_dir).name if out_dir else "model"),
         "data": {"source": Path(str(data)).name, "sha256": report.sha256,
