@@ -1,18 +1,17 @@
 """The heads: a linear classifier per task (topic, agency type) over shared TF-IDF features,
 with calibrated probabilities and per-label review thresholds.
 
-Why this model (measured in ``bench/peers.py`` on the real Surabaya split): a class-balanced linear
-SVM over stemmed word 1-2 grams matched the best peer's accuracy at a fraction of its predict cost;
-character n-grams added little and cost 5x at predict time.
+Why this model: a class-balanced linear SVM over stemmed word 1-2 grams matches the best peer's
+accuracy on real complaints at a fraction of its predict cost, and character n-grams add little for
+much more work (``bench/peers.py``; figures in docs/benchmarks.md).
 
 Calibration: an SVM's decision values are not probabilities. Out-of-fold decision values
 (cross-validation on the training data) fit one Platt sigmoid per label (``a * s + b``, with Platt's
 smoothed targets), and the label probabilities are normalised to sum to one: what scikit-learn's
-``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does, kept as two arrays. Measured on
-the Surabaya split it gave a lower calibration error (ECE 0.04) and more coverage at 95% precision
-than a single softmax temperature (ECE 0.12) or a logistic regression (ECE 0.07-0.15). The same
-out-of-fold probabilities choose each label's review threshold: the lowest score at which that
-label's predictions reach the target precision.
+``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does, kept as two arrays; it
+calibrated better, and left more complaints above the review thresholds, than one softmax
+temperature or a logistic regression. The same out-of-fold probabilities choose each label's
+review threshold: the lowest score at which that label's predictions reach the target precision.
 """
 
 from __future__ import annotations
@@ -118,8 +117,8 @@ class LinearHead:
     def _set_weights(self, coef: np.ndarray) -> None:
         self.coef_ = coef
         # Kept transposed, contiguous and float32: scipy's sparse @ dense copies (ravels and
-        # upcasts) a non-contiguous or other-dtype operand on every call, which made one
-        # prediction cost 7 ms instead of 50 us.
+        # upcasts) a non-contiguous or other-dtype operand on every call, which would make the
+        # copy, not the product, the cost of a prediction.
         self._W = np.ascontiguousarray(coef.T, dtype=np.float32)
 
     def decision_function(self, X) -> np.ndarray:
