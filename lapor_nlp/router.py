@@ -80,6 +80,55 @@ def _gc_paused(pause: bool = True):
             gc.enable()
 
 
+def allowed_agencies(labels: list[str] | None, taxonomy: Taxonomy, scope, restrict_to) -> np.ndarray | None:
+    """Mask over the agency ``labels`` a desk may route to (None: all of them), for ``scope`` (a
+    code of ``taxonomy``) and/or ``restrict_to`` (labels); typed errors for what cannot work."""
+    if scope is None and restrict_to is None:
+        return None
+    if labels is None:
+        raise InputValueError("scope/restrict_to need a model with an agency task")
+    allowed = set(labels)
+    if scope is not None:
+        carries_taxonomy = bool(taxonomy.parents) or any(
+            "parent" in t for t in taxonomy.types.values())
+        if isinstance(scope, str) and not carries_taxonomy:
+            raise InputValueError(f"scope {scope!r} needs a model whose routing.json carries the "
+                                  "taxonomy (one trained on taxonomy codes, such as the default "
+                                  "model); for this model, list its labels with restrict_to")
+        allowed &= set(taxonomy.members(scope))
+    if restrict_to is not None:
+        if isinstance(restrict_to, (str, bytes, Mapping)) or not isinstance(restrict_to, Iterable):
+            raise InputTypeError(f"restrict_to takes a list of agency labels, got "
+                                 f"{type(restrict_to).__name__}")
+        wanted = list(restrict_to)
+        if not wanted:
+            raise InputValueError("restrict_to is empty: name at least one agency label")
+        if not all(isinstance(w, str) for w in wanted):
+            raise InputTypeError("restrict_to takes agency labels (str)")
+        unknown = sorted(set(wanted) - set(labels))
+        if unknown:
+            raise InputValueError(f"restrict_to names unknown agency label(s) "
+                                  f"{', '.join(map(repr, unknown[:5]))}; see Router.labels['agency']")
+        allowed &= set(wanted)
+    if not allowed:
+        what = " and ".join(x for x, v in (("scope", scope), ("restrict_to", restrict_to)) if v is not None)
+        raise InputValueError(f"{what} leave{'s' if ' and ' not in what else ''} no agency label of "
+                              f"this model (its labels are in Router.labels['agency'])")
+    return np.array([lab in allowed for lab in labels])
+
+
+def check_scope(model_dir: str | Path, scope: str) -> None:
+    """Raise the error ``Router.load(model_dir, scope=scope)`` would, from the model's manifest and
+    routing alone (no weights read): for commands that start workers, so a bad scope stops once."""
+    from .artifact import read_manifest
+
+    manifest = read_manifest(model_dir)
+    routing = read_routing(model_dir, manifest)
+    labels = (manifest.get("tasks") or {}).get("agency", {}).get("labels")
+    allowed_agencies(labels, Taxonomy(routing.get("agency_types", {}), routing.get("parents", {})),
+                     scope, None)
+
+
 class Router:
     """Route complaints with a trained model. Build it with :meth:`load`.
 
@@ -156,7 +205,8 @@ class Router:
         self.label_names: dict = self.routing.get("label_names", {})
         self.taxonomy = Taxonomy(self.agency_types, self.routing.get("parents", {}))
         self.scope = scope
-        self.allowed_agencies = self._allowed(scope, restrict_to)
+        self.allowed_agencies = allowed_agencies(self._labels.get("agency"), self.taxonomy, scope,
+                                                 restrict_to)
         if unknown_quantile is not None and (isinstance(unknown_quantile, bool) or not (
                 isinstance(unknown_quantile, (int, float)) and 0 <= unknown_quantile < 1)):
             raise InputValueError(f"unknown_quantile must be a number in [0, 1), got {unknown_quantile!r}")
@@ -246,42 +296,6 @@ class Router:
                 else:
                     labels[label] = thresholds
         return merged
-
-    def _allowed(self, scope, restrict_to) -> np.ndarray | None:
-        """Mask over the agency labels a desk may route to (None: all of them)."""
-        if scope is None and restrict_to is None:
-            return None
-        labels = self._labels.get("agency")
-        if labels is None:
-            raise InputValueError("scope/restrict_to need a model with an agency task")
-        allowed = set(labels)
-        if scope is not None:
-            carries_taxonomy = bool(self.taxonomy.parents) or any(
-                "parent" in t for t in self.taxonomy.types.values())
-            if isinstance(scope, str) and not carries_taxonomy:
-                raise InputValueError(f"scope {scope!r} needs a model whose routing.json carries the "
-                                      "taxonomy (one trained on taxonomy codes, such as the default "
-                                      "model); for this model, list its labels with restrict_to")
-            allowed &= set(self.taxonomy.members(scope))
-        if restrict_to is not None:
-            if isinstance(restrict_to, (str, bytes, Mapping)) or not isinstance(restrict_to, Iterable):
-                raise InputTypeError(f"restrict_to takes a list of agency labels, got "
-                                     f"{type(restrict_to).__name__}")
-            wanted = list(restrict_to)
-            if not wanted:
-                raise InputValueError("restrict_to is empty: name at least one agency label")
-            if not all(isinstance(w, str) for w in wanted):
-                raise InputTypeError("restrict_to takes agency labels (str)")
-            unknown = sorted(set(wanted) - set(labels))
-            if unknown:
-                raise InputValueError(f"restrict_to names unknown agency label(s) "
-                                      f"{', '.join(map(repr, unknown[:5]))}; see Router.labels['agency']")
-            allowed &= set(wanted)
-        if not allowed:
-            what = " and ".join(x for x, v in (("scope", scope), ("restrict_to", restrict_to)) if v is not None)
-            raise InputValueError(f"{what} leave{'s' if ' and ' not in what else ''} no agency label of "
-                                  f"this model (its labels are in Router.labels['agency'])")
-        return np.array([lab in allowed for lab in labels])
 
     @property
     def pipe_names(self) -> tuple[str, ...]:
@@ -555,8 +569,7 @@ class Router:
             # A national body or state company with regional offices can still take a complaint
             # that names no place at its national office; a regional office, or a court, cannot
             # be guessed.
-            national = info.get("national_office", info.get("level") in ("central", "bumn"))
-            return info.get("name", agency), not national
+            return info.get("name", agency), not info.get("national_office", False)
         return info["template"].replace("{" + serves + "}", name), False
 
     # -- explanation ------------------------------------------------------------------------------

@@ -107,10 +107,10 @@ def classify_file(
         from ..jurisdiction import require_regency
 
         require_regency(home_region)  # an unknown region fails here, not in every worker
-    if scope and isinstance(executor, LocalExecutor):
-        from ..router import Router
+    if scope and Path(model_key).is_dir():  # a cluster's model may not be readable here
+        from ..router import check_scope
 
-        Router.load(model_key, scope=scope)  # an unknown scope fails here, not in every worker
+        check_scope(model_key, scope)  # an unknown scope fails here, not in every worker
     summary = job.run(executor, model_key, model_version, router_options, resume=resume,
                       progress=progress, log=log)
     summary.seconds = time.perf_counter() - t0

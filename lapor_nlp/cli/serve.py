@@ -149,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
 
         require_regency(args.home_region)  # an unknown name: exit 1 here, not in every worker
     if args.scope:
-        from ..router import Router
+        from ..router import check_scope
 
-        Router.load(model_dir, scope=args.scope)  # an unknown scope: exit 1 here, not in every worker
+        check_scope(model_dir, args.scope)  # an unknown scope: exit 1 here, not in every worker
 
     common = dict(host=args.host, port=args.port, log_config=log_config(level), log_level=level,
                   access_log=False, server_header=False, timeout_graceful_shutdown=10,
