@@ -352,6 +352,13 @@ class Router:
                 raise type(exc)(f"item {i}: {exc.message}") from None
         return complaints, list(range(len(complaints))), {}
 
+    @staticmethod
+    def _with_errors(results: list, positions: list[int], errors: dict[int, Exception],
+                     on_error: str = "raise") -> list:
+        """The results of the usable complaints put back among the errors of the unusable ones,
+        as ``on_error`` asks (the other half of :meth:`_coerce`)."""
+        return results
+
     # -- prediction -------------------------------------------------------------------------------
     def __call__(self, complaint: str | Complaint | Mapping, **options) -> Prediction:
         """``router(text)``: the same as :meth:`predict`."""
@@ -407,13 +414,13 @@ class Router:
         """Like :meth:`predict_batch` but returns plain dicts, each what ``Prediction.model_dump()``
         gives (for batch jobs and services that write JSON or CSV themselves). No explanation
         unless asked for: it is the one part a file of results rarely needs."""
-        complaints, _positions, _errors = self._coerce(items)
+        complaints, positions, errors = self._coerce(items)
         th = self.thresholds if thresholds is None else self._merge_thresholds(thresholds)
         out: list[dict] = []
         with _gc_paused(self._pause_gc):
             for start in range(0, len(complaints), batch_size):
                 out += self._route(complaints[start:start + batch_size], th, explain)
-        return out
+        return self._with_errors(out, positions, errors)
 
     def _route(self, complaints: list[str | Complaint], th: dict, explain: bool) -> list[dict]:
         """The whole flow for one batch, as plain dicts. Per-row Python work is kept to building
