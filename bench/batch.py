@@ -4,12 +4,18 @@ Builds a 200,000-row backlog in a temporary directory from the Surabaya 2022 com
 ../shared/data (never copied into the repo): each row recombines sentences of 1-4 real complaints,
 with typos injected and numbers changed, so that the stem cache meets new words at a steady rate, as
 it does in a real backlog (typos, names, numbers), instead of seeing the same 8,690 texts again.
-Then runs the CLI with ``--jobs 1`` and ``--jobs 2`` in a fresh process each and reports rows/s
-(wall time of the whole command, start-up and model load included), the speed-up, and the peak RSS
-of the whole process tree (parent + workers, sampled every 200 ms with psutil).
+Then runs the CLI in a fresh process each time, the variants interleaved over ``--runs`` rounds:
+``--jobs 1``, ``--jobs 2``, and 0.4.0 as released (``--baseline-ref``, default de15e0d, exported
+with ``git archive`` and run with PYTHONPATH there, on the same input and model); with
+``--variants`` also both read with Arrow (``LAPOR_NLP_ARROW=1``), ``--jobs 1`` without the
+common-stems table, and the stem misses with and without that table. It reports medians with ranges of rows/s (wall time of the
+whole command, start-up and model load included), the speed-up, the peak RSS of the whole process
+tree (sampled every 200 ms with psutil), rows lost (input - output rows - rejected rows, counted in
+the files), the differing cells per column against the baseline, the host load, and PASS/FAIL per
+target.
 
-    python bench/batch.py [--rows 200000] [--jobs 1 2] [--runs 1] [--model DIR] [--chunk-size 5000]
-                          [--home-region "Kota Surabaya"]
+    python bench/batch.py [--rows 200000] [--jobs 1 2] [--runs 3] [--model DIR] [--chunk-size 5000]
+                          [--home-region "Kota Surabaya"] [--baseline-ref de15e0d] [--variants]
 
 Prints figures only, never complaint text.
 """
@@ -32,8 +38,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _data import REPO, SURABAYA, median, surabaya_rows  # noqa: E402
 
 TARGET_ROWS_S = 15_000
-TARGET_SPEEDUP = 1.6
-TARGET_RSS = 1 << 30
+TARGET_SPEEDUP = 1.7
+TARGET_RSS_JOBS1 = 450 * 2**20
+BASELINE_REF = "de15e0d"  # 0.4.0 as released: the output the new code must reproduce
 
 _SENT = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[A-Za-z]{4,}")
@@ -101,7 +108,7 @@ def build_backlog(path: Path, n_rows: int, *, typo_rate: float = 0.03, seed: int
             "source_rows": len(src)}
 
 
-def run_cli(args: list[str]) -> dict:
+def run_cli(args: list[str], env: dict | None = None) -> dict:
     import psutil
 
     import resource
@@ -110,7 +117,9 @@ def run_cli(args: list[str]) -> dict:
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "lapor_nlp", "-q", "classify", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=(env or {}).get("PYTHONPATH", REPO),  # `-m` puts the cwd first on sys.path
+                            env={**os.environ, **(env or {})})
     root = psutil.Process(proc.pid)
     peak_tree = peak_proc = 0
     procs, rescan = [root], 0.0
@@ -153,7 +162,7 @@ class _NullRouter:
 
     version = "null"
 
-    def predict_records(self, items):
+    def predict_records(self, items, **options):
         return [{"topic": {"label": "t", "score": 0.5}, "agency": {"label": "a", "score": 0.5},
                  "routed_to": "a", "needs_review": False, "review_reasons": [], "model_version": "null"}
                 for _ in items]
@@ -175,6 +184,85 @@ def machinery_ceiling(backlog: Path, out: Path, chunk_size: int, model_dir: str)
 
 
 
+def count_csv_rows(path: Path) -> int:
+    """Records in a CSV file after its header (quoted line breaks are not rows)."""
+    if not path.exists():
+        return 0
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
+
+
+def differing_cells(new: Path, old: Path) -> tuple[dict, int, int]:
+    """Per column, the cells that differ between two outputs of the same input (rows in the same
+    order), and the two row counts."""
+    diff: dict[str, int] = {}
+    with new.open(encoding="utf-8", newline="") as a, old.open(encoding="utf-8", newline="") as b:
+        ra, rb = csv.reader(a), csv.reader(b)
+        ha, hb = next(ra, []), next(rb, [])
+        cols = [c for c in ha if c in hb]
+        ia, ib = [ha.index(c) for c in cols], [hb.index(c) for c in cols]
+        diff = {c: 0 for c in cols}
+        for c in ha:
+            if c not in hb:
+                diff[f"{c} (only in the new output)"] = -1
+        for c in hb:
+            if c not in ha:
+                diff[f"{c} (only in the baseline)"] = -1
+        na = nb = 0
+        for x, y in zip(ra, rb):
+            na += 1
+            nb += 1
+            for c, i, j in zip(cols, ia, ib):
+                if x[i] != y[j]:
+                    diff[c] += 1
+        na += sum(1 for _ in ra)
+        nb += sum(1 for _ in rb)
+    return diff, na, nb
+
+
+def export_ref(ref: str, dest: Path) -> Path:
+    """The tree of commit ``ref`` in ``dest`` (``git archive``: like a ``git worktree`` of it, but
+    nothing in this repository is changed, even by an interrupted run)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def stem_misses(backlog: Path, model: str, home_region: str, table: bool) -> tuple[int, int]:
+    """(words PySastrawi stemmed, rows) when the backlog's texts are routed in this process, with
+    or without the shipped table of common stems: what a cold run pays ~20 us a word for."""
+    env = {**os.environ, "LAPOR_NLP_STEM_COMMON": "1" if table else "0"}
+    code = (
+        "import csv, sys\n"
+        "from lapor_nlp.router import Router\n"
+        "r = Router.load(sys.argv[1], **({'home_region': sys.argv[3]} if sys.argv[3] else {}))\n"
+        "st = r.model.preprocessor_._stemmer\n"
+        "n = [0]\n"
+        "real = st._stemmer.stem\n"
+        "def counted(w):\n"
+        "    n[0] += 1\n"
+        "    return real(w)\n"
+        "st._stemmer.stem = counted\n"
+        "rows = 0\n"
+        "with open(sys.argv[2], encoding='utf-8', newline='') as fh:\n"
+        "    batch = []\n"
+        "    for row in csv.DictReader(fh):\n"
+        "        batch.append(row['text']); rows += 1\n"
+        "        if len(batch) == 5000:\n"
+        "            r.predict_records(batch); batch = []\n"
+        "    if batch: r.predict_records(batch)\n"
+        "print(n[0], rows)\n")
+    out = subprocess.run([sys.executable, "-c", code, model, str(backlog), home_region], env=env, cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def _range(xs, fmt="{:,.0f}") -> str:
+    return f"{fmt.format(median(xs))} (range {fmt.format(min(xs))}-{fmt.format(max(xs))})"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=200_000)
@@ -185,8 +273,15 @@ def main(argv=None) -> int:
     ap.add_argument("--home-region", default="Kota Surabaya",
                     help="passed to classify: the backlog is Surabaya's (default 'Kota Surabaya'; "
                          "'' for none)")
-    ap.add_argument("--runs", type=int, default=1,
-                    help="runs of each --jobs value, interleaved; medians are compared (default 1)")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="runs of each variant, interleaved; medians and ranges are compared (default 3)")
+    ap.add_argument("--baseline-ref", default=BASELINE_REF,
+                    help=f"also run classify --jobs 1 of this commit (default {BASELINE_REF}, 0.4.0) on the "
+                         "same input and model, and count the differing cells per column; '' to skip")
+    ap.add_argument("--variants", action="store_true",
+                    help="also the --jobs values reading CSV with Arrow (LAPOR_NLP_ARROW=1), --jobs 1 without "
+                         "the common-stems table (LAPOR_NLP_STEM_COMMON=0), and the stem misses with and "
+                         "without that table")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the machinery-only measurement")
     ap.add_argument("--keep", default=None, help="keep the backlog and outputs in this directory")
     a = ap.parse_args(argv)
@@ -205,6 +300,7 @@ def main(argv=None) -> int:
         from lapor_nlp.training.default import ensure_default_model
 
         model = str(ensure_default_model())
+    verdicts: list[tuple[str, bool | None]] = []
     with tempfile.TemporaryDirectory(prefix="lapor-bench-", dir=a.keep) as tmp:
         tmp = Path(tmp)
         backlog = tmp / "backlog.csv"
@@ -214,62 +310,102 @@ def main(argv=None) -> int:
               f"{time.perf_counter() - t:.1f} s; {info['distinct_words']:,} distinct words; new words per "
               f"row over the last 10%: {info['new_words_per_row_last_10pct']} (the real 2022 data over "
               f"its last 10%: {info['real_data_new_words_per_row_last_10pct']})")
-        print(f"cpu cores: {os.cpu_count()}  model: {model}")
+        print(f"cpu cores: {os.cpu_count()}  model: {model}  load average: "
+              + " ".join(f"{x:.1f}" for x in os.getloadavg()))
         if not a.no_ceiling:
             ceiling = machinery_ceiling(backlog, tmp / "null.csv", a.chunk_size, model)
             print(f"batch machinery alone (read CSV, chunk, format, write, join; router replaced by a "
                   f"constant): {ceiling:,.0f} rows/s")
-        runs: dict[int, list[dict]] = {jobs: [] for jobs in a.jobs}
-        for k in range(a.runs):  # interleaved (1, 2, 1, 2, ...): drifts in host load hit both
-            for jobs in a.jobs:
-                out = tmp / f"out-j{jobs}.csv"
-                region = ["--home-region", a.home_region] if a.home_region else []
-                r = run_cli([str(backlog), "-o", str(out), "--model", model, "--jobs", str(jobs), *region,
-                             "--chunk-size", str(a.chunk_size)])
-                runs[jobs].append(r)
+        region = ["--home-region", a.home_region] if a.home_region else []
+        common = ["--model", model, *region, "--chunk-size", str(a.chunk_size)]
+        # name -> (classify arguments after the input, environment)
+        variants: dict[str, tuple[list[str], dict]] = {
+            f"jobs{j}": (["--jobs", str(j)], {}) for j in a.jobs}
+        if a.variants:
+            variants["jobs1-arrow"] = (["--jobs", "1"], {"LAPOR_NLP_ARROW": "1"})
+            if 2 in a.jobs:
+                variants["jobs2-arrow"] = (["--jobs", "2"], {"LAPOR_NLP_ARROW": "1"})
+            variants["jobs1-no-stem-table"] = (["--jobs", "1"], {"LAPOR_NLP_STEM_COMMON": "0"})
+        if a.baseline_ref:
+            base = export_ref(a.baseline_ref, tmp / "baseline")
+            variants[f"baseline-{a.baseline_ref}"] = (["--jobs", "1"], {"PYTHONPATH": str(base)})
+            print(f"baseline: {a.baseline_ref} exported to {base} (git archive), run with PYTHONPATH there")
+        runs: dict[str, list[dict]] = {name: [] for name in variants}
+        for k in range(a.runs):  # interleaved (1, 2, baseline, 1, 2, baseline...): drifts in host load hit all
+            for name, (args, env) in variants.items():
+                out = tmp / f"out-{name}.csv"
+                for stale in (out, tmp / f"out-{name}.rejects.csv"):
+                    stale.unlink(missing_ok=True)
+                r = run_cli([str(backlog), "-o", str(out), *common, *args], env)
+                r["written_rows"] = count_csv_rows(out)
+                r["rejected_rows"] = count_csv_rows(tmp / f"out-{name}.rejects.csv")
+                runs[name].append(r)
                 s = r["summary"]
-                print(f"--jobs {jobs}{f' (run {k + 1})' if a.runs > 1 else ''}: {r['rows_per_s']:,.0f} rows/s "
-                      f"end to end ({r['wall_s']:.1f} s wall; "
-                      f"{s['rows_written']:,} written, {s['rows_rejected']:,} rejected, "
+                print(f"{name} (run {k + 1}): {r['rows_per_s']:,.0f} rows/s end to end ({r['wall_s']:.1f} s wall; "
+                      f"{r['written_rows']:,} rows in the output, {r['rejected_rows']:,} in the rejects, "
                       f"{100 * s['review_share']:.1f}% need review); peak RSS {r['peak_rss_tree'] / 2**20:,.0f} MiB "
                       f"(process tree), {r['peak_rss_process'] / 2**20:,.0f} MiB (largest process); "
-                      f"{r['cpu_s']:.0f} CPU-s in all = {r['rows_per_cpu_s']:,.0f} rows per CPU-second; "
+                      f"{r['cpu_s']:.0f} CPU-s = {r['rows_per_cpu_s']:,.0f} rows per CPU-second; "
                       f"load average {r['load'][0]:.1f} before, {r['load'][1]:.1f} after", flush=True)
-        results = {jobs: {"rows_per_s": median([r["rows_per_s"] for r in rs]),
-                          "rows_per_cpu_s": median([r["rows_per_cpu_s"] for r in rs]),
-                          "peak_rss_tree": max(r["peak_rss_tree"] for r in rs),
-                          "load": rs[-1]["load"]} for jobs, rs in runs.items()}
-        if a.runs > 1:
-            print(f"medians of {a.runs} runs: " + ", ".join(
-                f"--jobs {j}: {r['rows_per_s']:,.0f} rows/s" for j, r in results.items()))
-        if len(results) >= 2 and 1 in results and 2 in results:
-            a1 = results[1]["rows_per_s"]
-            a2 = results[2]["rows_per_s"]
-            same = (tmp / "out-j1.csv").read_bytes() == (tmp / "out-j2.csv").read_bytes()
-            print(f"speed-up --jobs 2 / --jobs 1: {a2 / a1:.2f}x wall-clock; CPU per row --jobs 2 / --jobs 1: "
-                  f"{results[1]['rows_per_cpu_s'] / results[2]['rows_per_cpu_s']:.2f} (1.00 = no overhead from "
-                  f"parallelism: 2x on two idle cores); outputs identical: {same}")
-            if os.cpu_count() and os.cpu_count() <= 2 or results[2]["load"][0] > (os.cpu_count() or 1) * 0.5:
+        print(f"medians of {a.runs} interleaved run(s), with ranges:")
+        rate = {}
+        for name, rs in runs.items():
+            rate[name] = median([r["rows_per_s"] for r in rs])
+            print(f"  {name}: {_range([r['rows_per_s'] for r in rs])} rows/s; peak RSS (tree) "
+                  f"{_range([r['peak_rss_tree'] / 2**20 for r in rs])} MiB; load "
+                  f"{_range([r['load'][0] for r in rs], '{:.1f}')}")
+        lost = {name: a.rows - rs[-1]["written_rows"] - rs[-1]["rejected_rows"] for name, rs in runs.items()
+                if not name.startswith("baseline")}
+        print("rows lost (input - output rows - rejected rows): " + ", ".join(f"{n}: {v}" for n, v in lost.items()))
+        verdicts.append(("0 rows lost", all(v == 0 for v in lost.values())))
+        if "jobs1" in rate:
+            verdicts.append((f"--jobs 1 >= {TARGET_ROWS_S:,} rows/s", rate["jobs1"] >= TARGET_ROWS_S))
+            rss1 = max(r["peak_rss_tree"] for r in runs["jobs1"])
+            verdicts.append((f"--jobs 1 peak RSS < {TARGET_RSS_JOBS1 // 2**20} MiB ({rss1 / 2**20:,.0f})",
+                             rss1 < TARGET_RSS_JOBS1))
+        if "jobs1" in rate and "jobs2" in rate:
+            same = (tmp / "out-jobs1.csv").read_bytes() == (tmp / "out-jobs2.csv").read_bytes()
+            ratios = [r2["rows_per_s"] / r1["rows_per_s"] for r1, r2 in zip(runs["jobs1"], runs["jobs2"])]
+            print(f"speed-up --jobs 2 / --jobs 1 per round: {_range(ratios, '{:.2f}')}x wall-clock; CPU per row "
+                  f"--jobs 2 / --jobs 1: {median([r['rows_per_cpu_s'] for r in runs['jobs1']]) / median([r['rows_per_cpu_s'] for r in runs['jobs2']]):.2f} "
+                  f"(1.00 = no overhead from parallelism); outputs identical: {same}")
+            verdicts.append((f"--jobs 2 >= {TARGET_SPEEDUP}x --jobs 1", median(ratios) >= TARGET_SPEEDUP))
+            verdicts.append(("--jobs 2 output == --jobs 1 output", same))
+            if (os.cpu_count() or 1) <= 2 or runs["jobs2"][-1]["load"][0] > (os.cpu_count() or 1) * 0.5:
                 print("note: wall-clock speed-up needs two otherwise idle cores; this machine has "
                       f"{os.cpu_count()} cores and was loaded (see the load averages above)")
-        if not a.no_ceiling and 1 in results:
-            # What 15,000 rows/s leaves for classifying once reading and writing are paid for.
+        for name in ("jobs1-arrow", "jobs2-arrow", "jobs1-no-stem-table"):
+            plain = name[:5]
+            if name in rate and plain in rate:
+                same = (tmp / f"out-{name}.csv").read_bytes() == (tmp / f"out-{plain}.csv").read_bytes()
+                cpu = median([r["rows_per_cpu_s"] for r in runs[name]]) / median([r["rows_per_cpu_s"] for r in runs[plain]])
+                print(f"{name}: {rate[name] / rate[plain]:.2f}x the rate of {plain}, {cpu:.2f}x its rows per "
+                      f"CPU-second; outputs identical: {same}")
+                verdicts.append((f"{name} output == {plain} output", same))
+        if a.variants:
+            for table in (True, False):
+                n, rows = stem_misses(backlog, model, a.home_region, table)
+                print(f"stem misses (words PySastrawi stemmed) {'with' if table else 'without'} the common-stems "
+                      f"table: {n:,} over {rows:,} rows ({n / max(rows, 1):.3f} a row)")
+        base_name = f"baseline-{a.baseline_ref}"
+        if base_name in runs and "jobs1" in runs:
+            diff, n_new, n_old = differing_cells(tmp / "out-jobs1.csv", tmp / f"out-{base_name}.csv")
+            print(f"output vs {a.baseline_ref} (same input, same model): {n_new:,} rows vs {n_old:,}; differing cells "
+                  "per column (-1: a column only one of them has):")
+            for c, v in diff.items():
+                print(f"  {c}: {v:,}")
+            if "jobs1" in rate:
+                print(f"speed vs {a.baseline_ref}: {rate['jobs1'] / rate[base_name]:.2f}x (--jobs 1, same run)")
+            verdicts.append((f"output identical to {a.baseline_ref}'s", n_new == n_old and not any(diff.values())))
+        if not a.no_ceiling and "jobs1" in rate:
             budget = 1e6 / TARGET_ROWS_S - 1e6 / ceiling
-            spent = 1e6 / results[1]["rows_per_s"] - 1e6 / ceiling
-            print(f"--jobs 1 per row: {1e6 / results[1]['rows_per_s']:.1f} us = machinery {1e6 / ceiling:.1f} "
+            spent = 1e6 / rate["jobs1"] - 1e6 / ceiling
+            print(f"--jobs 1 per row: {1e6 / rate['jobs1']:.1f} us = machinery {1e6 / ceiling:.1f} "
                   f"+ classification {spent:.1f} us; {TARGET_ROWS_S:,} rows/s leaves "
                   f"{max(budget, 0):.1f} us a row for classification")
-        print("targets: "
-              + "; ".join(filter(None, [
-                  f"--jobs 1 >= {TARGET_ROWS_S:,} rows/s: "
-                  + ("met" if results.get(1, {}).get("rows_per_s", 0) >= TARGET_ROWS_S else "NOT met")
-                  if 1 in results else None,
-                  f"--jobs 2 >= {TARGET_SPEEDUP}x --jobs 1: "
-                  + ("met" if results[2]["rows_per_s"] >= TARGET_SPEEDUP * results[1]["rows_per_s"] else "NOT met")
-                  if 1 in results and 2 in results else None,
-                  "peak RSS < 1 GB: " + ("met" if max(r["peak_rss_tree"] for r in results.values()) < TARGET_RSS
-                                         else "NOT met"),
-              ])))
+        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        for what, ok in verdicts:
+            print(f"{'PASS' if ok else 'FAIL'}: {what}")
     return 0
 
 

@@ -17,6 +17,19 @@ end (its exit status is reported: graceful shutdown).
 
 Targets: p50 <= 5 ms at 1 client; >= 1,000 requests/s at 8 clients (on a 2-core machine, with
 client and server sharing the cores).
+
+Under load (``--connections 1000``): instead of the scenarios above, that many keep-alive
+connections (opened over ``--ramp`` s, loopback only) each send ``POST /v1/predict`` one after
+another for ``--duration`` s, as fast as answers come (a 503 is not waited out: the worst case),
+from one asyncio process, while a second process probes ``/healthz`` every 50 ms: on a fresh
+connection to the main port (as an orchestrator's probe does), on one kept-alive connection, and
+on the ``--health-port`` listener (a fresh connection). Prints the accepted (200) and shed (503) counts, accepted
+and shed p50/p99, the /healthz max and p99, the server's RSS, and PASS/FAIL against the goal:
+/healthz always under 100 ms (main port and --health-port, each), accepted p99 under 1 s, shed answers p99 under 100 ms.
+``--partial 300`` then opens 300 connections that each declare a 1 MB body and send half of it,
+and prints how much the server's RSS grew and how many were refused at once (503).
+
+    python bench/serve.py --connections 1000 --duration 10 [--workers 1] [--partial 300]
 """
 
 from __future__ import annotations
@@ -40,6 +53,10 @@ from _data import REPO, SURABAYA, median  # noqa: E402
 
 TARGET_P50_MS = 5.0
 TARGET_RPS_8 = 1000.0
+#: The goal under load (--connections).
+TARGET_HEALTHZ_MAX_MS = 100.0
+TARGET_ACCEPTED_P99_MS = 1000.0
+TARGET_SHED_P99_MS = 100.0
 
 
 def load_texts(n: int) -> tuple[list[str], str]:
@@ -73,6 +90,19 @@ def start_server(model: str, port: int, workers: int, log_level: str, log_path: 
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     return proc, log
+
+
+def stop_server(proc, log, log_path: str) -> int:
+    """SIGTERM (a graceful shutdown), the server's exit status; its log file removed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = proc.wait()
+    log.close()
+    os.unlink(log_path)
+    return rc
 
 
 def wait_ready(base: str, proc, workers: int, timeout: float = 120.0) -> None:
@@ -238,6 +268,290 @@ def wrk_scenario(base: str, script: str, clients: int, duration: float, warmup: 
             "p99": r["p99"] / 1000.0, "errors": r["errors"], "srv_cpu": srv, "cli_cpu": float("nan")}
 
 
+# -- under load: --connections N ---------------------------------------------------------------------
+def _post(path: str, body: bytes) -> bytes:
+    return (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (path.encode(), len(body))) + body
+
+
+async def _answer(reader) -> tuple[int, bool]:
+    """(status, whether the server closes the connection) of one HTTP/1.1 response."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length, close = 0, False
+    for line in head.lower().split(b"\r\n")[1:]:
+        if line.startswith(b"content-length:"):
+            length = int(line[15:])
+        elif line.startswith(b"connection:") and b"close" in line:
+            close = True
+    if length:
+        await reader.readexactly(length)
+    return int(head[9:12]), close
+
+
+async def _hammer(port: int, requests: list[bytes], connections: int, duration: float,
+                  ramp: float) -> dict:
+    """``connections`` keep-alive connections, each sending its next request as soon as the last
+    is answered, for ``duration`` s after all are open; latencies (s) by outcome."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    out = {"accepted": [], "shed": [], "other": 0, "conn_errors": 0, "unanswered": 0}
+    t_start = loop.time() + ramp
+    t_end = t_start + duration
+
+    async def connection(k: int) -> None:
+        await asyncio.sleep(ramp * k / connections)
+        i = k * 7919
+        writer = None
+        try:
+            while loop.time() < t_end:
+                if writer is None:
+                    try:
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    except OSError:
+                        out["conn_errors"] += 1
+                        await asyncio.sleep(0.1)
+                        continue
+                t0 = loop.time()
+                try:
+                    writer.write(requests[i % len(requests)])
+                    status, close = await _answer(reader)
+                except (OSError, asyncio.IncompleteReadError):
+                    out["conn_errors"] += 1
+                    writer.close()
+                    writer = None
+                    continue
+                i += 1
+                if t0 >= t_start:  # measured once every connection is open
+                    if status == 200:
+                        out["accepted"].append(loop.time() - t0)
+                    elif status == 503:
+                        out["shed"].append(loop.time() - t0)
+                    else:
+                        out["other"] += 1
+                if close:
+                    writer.close()
+                    writer = None
+        finally:
+            if writer is not None:
+                writer.close()
+
+    tasks = [asyncio.ensure_future(connection(k)) for k in range(connections)]
+    done, pending = await asyncio.wait(tasks, timeout=ramp + duration + 15)
+    out["unanswered"] = len(pending)  # still waiting for an answer 15 s after the end
+    for t in pending:
+        t.cancel()
+    return out
+
+
+def _ask_healthz(s: socket.socket, close: bool) -> bool:
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+              + (b"Connection: close\r\n" if close else b"") + b"\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got or not got.rstrip().endswith(b"}"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    return got.startswith(b"HTTP/1.1 200")
+
+
+def _probe_healthz(port: int, health_port: int, every: float, seconds: float, queue) -> None:
+    """In its own process (the load generator's event loop must not delay the probes), three
+    threads, each every ``every`` s: /healthz on a fresh connection to the main port (as an
+    orchestrator probes), on one kept-alive connection opened before the load (the event loop's
+    delay, without the wait in the kernel's accept queue), and on a fresh connection to the
+    ``--health-port`` listener. Latencies in ms, a failure (5 s) as +inf."""
+    end = time.monotonic() + seconds
+    results: dict[str, list[float]] = {"fresh": [], "kept": [], "side": []}
+
+    def fresh(p: int, out: list[float]) -> None:
+        while time.monotonic() < end:
+            t0 = time.perf_counter()
+            try:
+                with socket.create_connection(("127.0.0.1", p), timeout=5) as s:
+                    ok = _ask_healthz(s, True)
+            except OSError:
+                ok = False
+            out.append((time.perf_counter() - t0) * 1000.0 if ok else float("inf"))
+            time.sleep(max(0.0, every - (time.perf_counter() - t0)))
+
+    def kept(out: list[float]) -> None:
+        s = None
+        while time.monotonic() < end:
+            t0 = time.perf_counter()
+            try:
+                s = s or socket.create_connection(("127.0.0.1", port), timeout=5)
+                ok = _ask_healthz(s, False)
+            except OSError:
+                ok = False
+            if not ok and s is not None:  # closed (idle timeout, error): a new one next round
+                s.close()
+                s = None
+            out.append((time.perf_counter() - t0) * 1000.0 if ok else float("inf"))
+            time.sleep(max(0.0, every - (time.perf_counter() - t0)))
+
+    threads = [threading.Thread(target=fresh, args=(port, results["fresh"])),
+               threading.Thread(target=kept, args=(results["kept"],)),
+               threading.Thread(target=fresh, args=(health_port, results["side"]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    queue.put((results["fresh"], results["kept"], results["side"]))
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its direct children (the workers), in MB."""
+    total = 0
+    try:
+        pids = [pid] + [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return float("nan")
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024.0
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def load_scenario(port: int, health_port: int, server_pid: int, bodies: list[bytes],
+                  connections: int, duration: float, ramp: float) -> dict:
+    import asyncio
+    import multiprocessing
+
+    requests = [_post("/v1/predict", b) for b in bodies]
+    queue = multiprocessing.get_context("spawn").Queue()
+    prober = multiprocessing.get_context("spawn").Process(
+        target=_probe_healthz, args=(port, health_port, 0.05, ramp + duration, queue), daemon=True)
+    rss0 = rss_mb(server_pid)
+    prober.start()
+    try:  # the load generator's own cost per request is part of every figure: keep it low
+        import uvloop
+
+        out = uvloop.run(_hammer(port, requests, connections, duration, ramp))
+    except ImportError:
+        out = asyncio.run(_hammer(port, requests, connections, duration, ramp))
+    out["healthz"], out["healthz_kept"], out["healthz_port"] = queue.get(timeout=60)
+    prober.join(timeout=10)
+    out["rss"] = (rss0, rss_mb(server_pid))
+    return out
+
+
+async def _partial_bodies(port: int, n: int, size: int, hold: float, server_pid: int) -> dict:
+    """``n`` connections each declaring a ``size``-byte body and sending half of it, held for
+    ``hold`` s: the server's RSS growth, and how many were refused at once."""
+    import asyncio
+
+    head = (b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % size)
+    half = b'{"text": "' + b"a" * (size // 2)
+    rss0 = rss_mb(server_pid)
+    conns = []
+    for _ in range(n):
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            continue
+        writer.write(head + half)
+        conns.append((reader, writer))
+    await asyncio.sleep(hold)
+    rss1 = rss_mb(server_pid)
+    for reader, writer in conns:
+        writer.close()
+    refused = _shed_count(port, "buffer")
+    return {"opened": len(conns), "refused_503": refused, "rss_before": rss0, "rss_during": rss1}
+
+
+def _shed_count(port: int, reason: str) -> float:
+    """The server's own count of requests shed for ``reason`` (from /metrics)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    return sum(x.value for f in text_string_to_metric_families(text) for x in f.samples
+               if x.name == "lapor_http_shed_total" and x.labels.get("reason") == reason)
+
+
+def report_load(r: dict, connections: int, duration: float) -> bool:
+    acc, shed, hz = r["accepted"], r["shed"], r["healthz"]
+    finite = [x for x in hz if x != float("inf")]
+    failed_probes = len(hz) - len(finite)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(f"\n{connections} connections, {duration:g} s measured (POST /v1/predict, loopback):")
+    print(f"  accepted (200): {len(acc):>7}  ({len(acc) / duration:,.0f}/s)  "
+          f"p50 {_pct(acc, .5) * 1000:.1f} ms  p99 {_pct(acc, .99) * 1000:.1f} ms  "
+          f"max {max(acc, default=float('nan')) * 1000:.1f} ms")
+    print(f"  shed (503):     {len(shed):>7}  ({len(shed) / duration:,.0f}/s)  "
+          f"p50 {_pct(shed, .5) * 1000:.1f} ms  p99 {_pct(shed, .99) * 1000:.1f} ms")
+    print(f"  other statuses: {r['other']}, connection errors: {r['conn_errors']}, "
+          f"connections still unanswered 15 s after the end: {r['unanswered']}")
+    print(f"  /healthz (fresh connection every 50 ms): {len(hz)} probes, {failed_probes} failed, "
+          f"p50 {_pct(finite, .5):.1f} ms  p99 {_pct(finite, .99):.1f} ms  "
+          f"max {max(hz, default=float('nan')):.1f} ms")
+    for what, xs in (("one kept-alive connection", r["healthz_kept"]),
+                     ("--health-port, fresh connection", r["healthz_port"])):
+        ok = [x for x in xs if x != float("inf")]
+        print(f"  /healthz ({what}): {len(xs)} probes, {len(xs) - len(ok)} failed, "
+              f"p50 {_pct(ok, .5):.1f} ms  p99 {_pct(ok, .99):.1f} ms  "
+              f"max {max(xs, default=float('nan')):.1f} ms")
+    print(f"  server RSS: {r['rss'][0]:.0f} MB before, {r['rss'][1]:.0f} MB after")
+    print(f"  host load average (1/5/15 min): {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on "
+          f"{os.cpu_count()} CPUs (client, prober and server share them)")
+    checks = [(f"/healthz on the main port (fresh connections) max < {TARGET_HEALTHZ_MAX_MS:g} ms",
+               max(hz, default=float("inf")) < TARGET_HEALTHZ_MAX_MS),
+              (f"/healthz on --health-port max < {TARGET_HEALTHZ_MAX_MS:g} ms",
+               max(r["healthz_port"], default=float("inf")) < TARGET_HEALTHZ_MAX_MS),
+              (f"accepted p99 < {TARGET_ACCEPTED_P99_MS:g} ms",
+               bool(acc) and _pct(acc, .99) * 1000 < TARGET_ACCEPTED_P99_MS),
+              (f"shed p99 < {TARGET_SHED_P99_MS:g} ms",
+               not shed or _pct(shed, .99) * 1000 < TARGET_SHED_P99_MS),
+              ("every connection answered", r["unanswered"] == 0)]
+    for what, ok in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {what}")
+    return all(ok for _, ok in checks)
+
+
+def run_load(args, texts: list[str]) -> int:
+    import asyncio
+
+    bodies = [json.dumps({"text": t}).encode("ascii") for t in texts]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_fd, log_path = tempfile.mkstemp(prefix="lapor-serve-bench-", suffix=".log")
+    os.close(log_fd)
+    health_port = free_port()
+    extra = ["--http", args.http, "--loop", args.loop, "--health-port", str(health_port),
+             *args.server_args.split()]
+    proc, log = start_server(args.model, port, args.workers, args.log_level, log_path, extra)
+    ok = True
+    try:
+        wait_ready(base, proc, args.workers)
+        if not args.no_prime:
+            prime(base, texts, args.workers)
+        r = load_scenario(port, health_port, proc.pid, bodies, args.connections, args.duration,
+                          args.ramp)
+        ok = report_load(r, args.connections, args.duration)
+        if args.partial:
+            p = asyncio.run(_partial_bodies(port, args.partial, 1_000_000, 3.0, proc.pid))
+            print(f"\n{p['opened']} connections each declaring a 1 MB body and sending half of it: "
+                  f"server RSS {p['rss_before']:.0f} -> {p['rss_during']:.0f} MB "
+                  f"(+{p['rss_during'] - p['rss_before']:.0f} MB); {p['refused_503']:.0f} refused at "
+                  f"once with 503 (the server's lapor_http_shed_total{{reason=\"buffer\"}})")
+    finally:
+        rc = stop_server(proc, log, log_path)
+    print(f"server stopped with SIGTERM: exit status {rc}")
+    return 0 if ok and rc == 0 else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, metavar="DIR",
@@ -256,7 +570,24 @@ def main() -> int:
     ap.add_argument("--loop", default="auto", help="server event loop: auto, asyncio, uvloop")
     ap.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
                     help="load generator (default auto: wrk when on PATH, else httpx threads)")
+    load = ap.add_argument_group("under load (--connections)")
+    load.add_argument("--connections", type=int, default=0, metavar="N",
+                      help="run the load scenario with N connections (e.g. 1000) instead")
+    load.add_argument("--ramp", type=float, default=2.0, help="seconds over which they open")
+    load.add_argument("--partial", type=int, default=0, metavar="N",
+                      help="then N connections with half-sent 1 MB bodies: the server's RSS")
+    load.add_argument("--server-args", default="", metavar="ARGS",
+                      help="more `lapor-nlp serve` options, e.g. '--max-concurrency 16'")
     args = ap.parse_args()
+    if args.connections:
+        if args.model is None:
+            from lapor_nlp.training.default import ensure_default_model
+
+            args.model = str(ensure_default_model(quiet=True))
+        texts, source = load_texts(args.texts)
+        print(f"texts: {len(texts)} from {source}; server: {args.workers} worker(s) on 127.0.0.1",
+              file=sys.stderr)
+        return run_load(args, texts)
     if args.client == "auto":
         args.client = "wrk" if shutil.which("wrk") else "httpx"
     if args.client == "wrk" and not shutil.which("wrk"):
@@ -303,14 +634,7 @@ def main() -> int:
                 print(f"run {run + 1}: {c} client(s): {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, "
                       f"p99 {r['p99']:.2f} ms, {r['errors']} errors", file=sys.stderr)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-        log.close()
-        os.unlink(log_path)
+        rc = stop_server(proc, log, log_path)
         if script:
             os.unlink(script)
 

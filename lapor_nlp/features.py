@@ -134,6 +134,18 @@ class TokenTfidf:
         if not hasattr(self, "idf_"):
             raise NotFittedError("TokenTfidf is not fitted; call fit() first")
         ids, offsets = self._ids(docs, self.vocabulary_)
+        return self.transform_ids(ids, offsets)
+
+    def transform_ids(self, ids: np.ndarray, offsets: np.ndarray) -> "Rows":
+        """:meth:`transform_rows` of documents given as token ids (``vocabulary_`` ids, -1 for a
+        token outside it), documents one after another, document ``d`` at
+        ``ids[offsets[d]:offsets[d + 1]]``: the router's fast path gathers these from its chunk
+        table without building a token list, and gets the same numbers (the same code runs)."""
+        if not hasattr(self, "idf_"):
+            raise NotFittedError("TokenTfidf is not fitted; call fit() first")
+        ids = np.asarray(ids, dtype=np.int64)  # bigram codes id_a * V + id_b need 64 bits
+        offsets = np.asarray(offsets, dtype=np.int64)
+        n_docs = len(offsets) - 1
         doc_of = _doc_of(offsets)
         V = len(self.words_)
         known = ids >= 0
@@ -158,12 +170,12 @@ class TokenTfidf:
         rows_of = keys // F
         indices = (keys - rows_of * F).astype(np.int32)
         data = (np.log(counts) + 1.0) * self.idf_[indices]
-        indptr = np.zeros(len(docs) + 1, dtype=np.int32)
-        np.cumsum(np.bincount(rows_of, minlength=len(docs)), out=indptr[1:])
-        norms = np.sqrt(np.bincount(rows_of, weights=data * data, minlength=len(docs)))
+        indptr = np.zeros(n_docs + 1, dtype=np.int32)
+        np.cumsum(np.bincount(rows_of, minlength=n_docs), out=indptr[1:])
+        norms = np.sqrt(np.bincount(rows_of, weights=data * data, minlength=n_docs))
         norms[norms == 0] = 1.0
         data /= norms[rows_of]
-        return Rows(data.astype(self.dtype, copy=False), indices, indptr, (len(docs), F))
+        return Rows(data.astype(self.dtype, copy=False), indices, indptr, (n_docs, F))
 
     # -- persistence without pickle ---------------------------------------------------------------
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:

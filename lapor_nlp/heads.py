@@ -115,11 +115,31 @@ class LinearHead:
         return np.asarray(X @ coef.T) + intercept
 
     def _set_weights(self, coef: np.ndarray) -> None:
-        self.coef_ = coef
-        # Kept transposed, contiguous and float32: scipy's sparse @ dense copies (ravels and
+        # Kept once, transposed, contiguous and float32: scipy's sparse @ dense copies (ravels and
         # upcasts) a non-contiguous or other-dtype operand on every call, which would make the
-        # copy, not the product, the cost of a prediction.
-        self._W = np.ascontiguousarray(coef.T, dtype=np.float32)
+        # copy, not the product, the cost of a prediction. ``coef_`` is a view of it (a second
+        # dense copy cost 52 MB in the default model).
+        self._W = np.ascontiguousarray(np.asarray(coef).T, dtype=np.float32)
+        self._block = None
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """(n_classes, n_features) weights, float32: a read-only view of the stored weights."""
+        view = self._W.T
+        view.flags.writeable = False
+        return view
+
+    @coef_.setter
+    def coef_(self, coef: np.ndarray) -> None:
+        self._set_weights(coef)
+
+    def _scores(self, X: Rows) -> np.ndarray:
+        """float32 ``X @ W`` for :class:`~lapor_nlp.features.Rows` of float32 (scipy's kernel)."""
+        block, cols = getattr(self, "_block", None) or (self._W, None)
+        out = np.zeros((X.shape[0], block.shape[1]), dtype=np.float32)
+        _csr_matvecs(X.shape[0], X.shape[1], block.shape[1], X.indptr, X.indices, X.data,
+                     block.ravel(), out.ravel())
+        return out if cols is None else out[:, cols]
 
     def decision_function(self, X) -> np.ndarray:
         """Scores of ``X`` (a scipy matrix, or :class:`~lapor_nlp.features.Rows`) per class."""
@@ -130,10 +150,7 @@ class LinearHead:
         if isinstance(X, Rows) and _csr_matvecs is not None and X.data.dtype == np.float32:
             # What ``csr_matrix @ ndarray`` runs, called directly: the same numbers, without
             # building a scipy matrix for every (often one-row) batch.
-            out = np.zeros((X.shape[0], self._W.shape[1]), dtype=np.float32)
-            _csr_matvecs(X.shape[0], X.shape[1], self._W.shape[1], X.indptr, X.indices, X.data,
-                         self._W.ravel(), out.ravel())
-            return out.astype(np.float64) + self.intercept_
+            return self._scores(X).astype(np.float64) + self.intercept_
         if isinstance(X, Rows):
             X = X.tocsr()
         if X.dtype != np.float32:
@@ -218,6 +235,33 @@ class LinearHead:
         self._set_weights(coef.toarray())
         self.intercept_ = np.asarray(arrays[f"{prefix}_intercept"], dtype=np.float64)
         return self
+
+
+def stack_heads(heads: list["LinearHead"]) -> tuple[np.ndarray, list[slice]]:
+    """Put the weights of ``heads`` (over the same features) side by side in one contiguous
+    float32 block, so that one sparse x dense product scores every task (the router's fast path),
+    and make each head's weights a view of its columns: no second copy. Returns (the block, each
+    head's columns). Stacking does not change a number: scipy's kernel adds ``x * w`` into each
+    output column in the same order whatever the other columns are (the fast path's tests check
+    the scores are equal, not close)."""
+    blocks = [getattr(h, "_block", None) for h in heads]
+    if blocks and blocks[0] is not None and all(b is not None and b[0] is blocks[0][0] for b in blocks):
+        return blocks[0][0], [b[1] for b in blocks]
+    block = np.ascontiguousarray(np.hstack([h._W for h in heads]), dtype=np.float32)
+    cols, start = [], 0
+    for h in heads:
+        width = h._W.shape[1]
+        cols.append(slice(start, start + width))
+        h._W = block[:, start:start + width]
+        h._block = (block, cols[-1])
+        start += width
+    return block, cols
+
+
+def calibrated_scores(head: "LinearHead", raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, evidence) of a head from its float32 columns of a stacked product: the same
+    operations, in the same order, as :meth:`LinearHead.predict_proba_evidence`."""
+    return head._calibrate_with_evidence(raw.astype(np.float64) + head.intercept_)
 
 
 def _sigmoid_fit(s: np.ndarray, pos: np.ndarray) -> tuple[float, float]:

@@ -74,6 +74,58 @@ def check_column_names(names: list[str], path: str | Path) -> list[str]:
     return names
 
 
+_UTF16_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
+               b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
+def refuse_wide_text(path: str | Path) -> None:
+    """Refuse a text file in UTF-16 or UTF-32 (a byte-order mark, or NUL bytes in much of its
+    head): read as UTF-8, its every other byte is a NUL, and each row would be classified as
+    NUL-filled garbage instead of being refused. Spreadsheet programs write such files ("Unicode
+    text")."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return  # the reader that follows says what is wrong
+    found = next((enc for bom, enc in _UTF16_BOMS.items() if head.startswith(bom)), None)
+    if found is None and head and head.count(0) > len(head) // 10:
+        found = "UTF-16 or UTF-32 (NUL bytes in much of it)"
+    if found:
+        raise BatchInputError(
+            f"{path} is {found} text, not UTF-8; convert it first, e.g. `iconv -f UTF-16 -t UTF-8 "
+            f"{Path(path).name} > utf8.{Path(path).suffix.lstrip('.') or 'csv'}`, or save it as "
+            "'CSV UTF-8' from the spreadsheet program")
+
+
+def count_csv_records(path: str | Path) -> int:
+    """The number of records in a CSV file after its header, counting the newlines outside quoted
+    fields (a complaint's own line breaks are not rows) and skipping blank lines, as the reader
+    does. An estimate only where a quote stands in the middle of an unquoted field."""
+    import numpy as np
+
+    records, quoted, last = 0, 0, b"\n"
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(4 << 20), b""):
+            if not quoted and b'"' not in block:  # the common fast case
+                records += block.count(b"\n") - block.count(b"\n\n") - block.count(b"\n\r\n") \
+                    - (last == b"\n" and block[:1] == b"\n")
+                last = block[-1:]
+                continue
+            a = np.frombuffer(block, dtype=np.uint8)
+            inside = np.bitwise_xor.accumulate(a == 34) ^ bool(quoted)  # True within quotes
+            ends = np.flatnonzero((a == 10) & ~inside)
+            if len(ends):
+                prev = np.concatenate(([-1], ends[:-1]))
+                empty = ends - prev == 1
+                empty[0] = empty[0] and last == b"\n"
+                records += len(ends) - int(np.count_nonzero(empty))
+            quoted = int(inside[-1])
+            last = block[-1:]
+    records += last not in (b"\n", b"")  # a last record without its newline
+    return max(records - 1, 0)  # the header
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks (data fingerprints, model file hashes)."""
     import hashlib
@@ -171,38 +223,59 @@ def csv_header(path: str | Path) -> list[str]:
         return _column_names(next(reader, []), path)
 
 
+def open_csv_body(path: str | Path):
+    """``(file, header names, header lines, delimiter)``: a CSV/TSV file opened as every reader
+    here opens it, read up to the end of its header (``header names`` is None for an empty file).
+    The file is left where the rows start: :func:`csv_records` reads them."""
+    fh, reader = _open_csv(path, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return fh, None, reader.line_num, csv_delimiter(path)
+    except BaseException:
+        fh.close()
+        raise
+    return fh, _column_names(header, path), reader.line_num, csv_delimiter(path)
+
+
 def _iter_csv(path: Path) -> Iterator[dict]:
-    consumed: list[str] = []
-    fh, reader = _open_csv(path, strict=True, consumed=consumed)
+    fh, header, line0, delimiter = open_csv_body(path)
     with fh:
+        if header is not None:
+            yield from csv_records(fh, header, delimiter=delimiter, line0=line0)
+
+
+def csv_records(lines, header: list[str], *, delimiter: str = ",", line0: int = 0) -> Iterator[dict]:
+    """The rows of CSV ``lines`` (the physical lines after the header, as a file opened with
+    ``newline=""`` gives them) as :func:`iter_rows` yields them, numbered from ``line0 + 1``.
+    Also reads a part of a file cut at a record's end (``lapor_nlp.batch`` chunks): the rows and
+    line numbers are those that reading the whole file gives."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a complaint may be long (also in a worker)
+    consumed: list[str] = []
+    reader = csv.reader(_recording(lines, consumed), delimiter=delimiter, strict=True)
+    n = len(header)
+    start = line0 + 1
+    while True:
+        consumed.clear()
         try:
-            header = next(reader)
+            values = next(reader)
         except StopIteration:
             return
-        header = _column_names(header, path)
-        n = len(header)
-        start = reader.line_num + 1
-        while True:
-            consumed.clear()
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield {LINE: start, ERROR: f"malformed CSV: {exc}", RAW: _raw(consumed)}
-                start = reader.line_num + 1
-                continue
-            if not values:
-                start = reader.line_num + 1
-                continue
-            if len(values) != n:
-                yield {LINE: start, ERROR: f"malformed CSV: {len(values)} fields, header has {n}",
-                       RAW: _raw(consumed)}
-            else:
-                row = dict(zip(header, values))
-                row[LINE] = start
-                yield row
-            start = reader.line_num + 1
+        except csv.Error as exc:
+            yield {LINE: start, ERROR: f"malformed CSV: {exc}", RAW: _raw(consumed)}
+            start = line0 + reader.line_num + 1
+            continue
+        if not values:
+            start = line0 + reader.line_num + 1
+            continue
+        if len(values) != n:
+            yield {LINE: start, ERROR: f"malformed CSV: {len(values)} fields, header has {n}",
+                   RAW: _raw(consumed)}
+        else:
+            row = dict(zip(header, values))
+            row[LINE] = start
+            yield row
+        start = line0 + reader.line_num + 1
 
 
 def _raw(lines: list[str]) -> str:

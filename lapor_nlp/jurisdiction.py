@@ -34,7 +34,9 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import compress
 
-from .errors import DependencyError, InputValueError
+import numpy as np
+
+from .errors import DependencyError, UnknownRegionError
 from .resources import dataset_path
 
 LEVELS = ("province", "regency", "district", "village")
@@ -186,15 +188,46 @@ class Gazetteer:
 
     # -- structured fields ------------------------------------------------------------------------
     def from_fields(self, location) -> Place | None:
-        """The most specific region the structured fields name (None when none resolves)."""
+        """The most specific region the structured fields name (None when none resolves), with
+        the coarser regions it lies in filled in from the fields above it: a kelurahan given
+        beside its kecamatan lies in that kecamatan's city even when the kelurahan is a learnt
+        name that does not say where it lies."""
         if location is None:
             return None
         province = self._lookup("province", location.province)
         regency = self._lookup("regency", location.regency, province=province)
-        district = _within(self._lookup("district", location.district, regency=regency), regency)
-        village = _within(self._lookup("village", location.subdistrict, regency=regency, district=district),
-                          regency)
+        district = _within(self._lookup("district", location.district, province=province, regency=regency),
+                           regency)
+        if district is None and regency is None and location.district and location.subdistrict:
+            # A kecamatan name several cities have ("Tambaksari", "Sawahan"): the kelurahan
+            # given with it may say which city is meant.
+            hint = self._regency_of(self._lookup("village", location.subdistrict, province=province))
+            if hint is not None:
+                district = _within(self._lookup("district", location.district, province=province,
+                                                regency=hint), hint)
+        # The regency a village lies in: the one given, else the given district's.
+        around = regency or self._regency_of(district)
+        village = _inside(self._lookup("village", location.subdistrict, province=province, regency=around,
+                                       district=district), district or around)
         return village or district or regency or province
+
+    def _compact_names(self) -> dict[tuple[str, str], list[Place]]:
+        """(level, name without spaces) -> places, for districts and villages (built on first
+        use; only structured fields look here)."""
+        compact = self.__dict__.get("_compact")
+        if compact is None:
+            compact = {}
+            for (level, name), places in self.by_name.items():
+                if level in ("district", "village"):
+                    compact.setdefault((level, name.replace(" ", "")), []).extend(places)
+            self._compact = compact
+        return compact
+
+    def _regency_of(self, place: Place | None) -> Place | None:
+        """The national regency ``place`` says it lies in (None when it names none)."""
+        if place is None or not place.regency:
+            return None
+        return next(iter(self.by_name.get(("regency", _norm(place.regency)), [])), None)
 
     def _lookup(self, level: str, value: str | None, province: Place | None = None,
                 regency: Place | None = None, district: Place | None = None) -> Place | None:
@@ -207,6 +240,11 @@ class Gazetteer:
                 cands += [p for p, _ in self.index.get(k, []) if p.level == level]
         if not cands and level == "regency":
             cands = [p for pre in ("kabupaten ", "kota ") for p in self.by_name.get((level, pre + key), [])]
+        if not cands and level in ("district", "village"):
+            # Portals write many names as one word or two ("Karangpilang" for Kemendagri's
+            # "Karang Pilang", "Asemrowo", "Gununganyar"): in a field naming its level, the
+            # spelling without spaces is the same name.
+            cands = list(self._compact_names().get((level, key.replace(" ", "")), []))
         cands = _consistent(cands, province, regency, district)
         uniq = _same_places_once(list(dict.fromkeys(cands)))
         if len(uniq) == 1:
@@ -253,6 +291,26 @@ class Gazetteer:
                 break
         return _disambiguate(found)
 
+    def _word_roles(self):
+        """What :meth:`find_in_words` looks at, as tables over gazetteer word ids, for matching
+        a whole batch's words with numpy (``lapor_nlp.chunks``): (word -> id, is the first word
+        of a name, is a word of a name, is a cue, the longest name in words). A word with no id
+        is in no name and is no cue, so it can only separate names."""
+        roles = self.__dict__.get("_roles")
+        if roles is None:
+            cues = {c for level in _CUES.values() for c in level}
+            name_words = {w for key in self.index for w in key.split()}
+            vocab = {w: i for i, w in enumerate(sorted(name_words | cues))}
+            first = np.zeros(len(vocab), bool)
+            first[[vocab[w] for w in self.first_words]] = True
+            name = np.zeros(len(vocab), bool)
+            name[[vocab[w] for w in name_words]] = True
+            cue = np.zeros(len(vocab), bool)
+            cue[[vocab[w] for w in cues]] = True
+            longest = max((len(key.split()) for key in self.index), default=1)
+            roles = self._roles = (vocab, first, name, cue, longest)
+        return roles
+
     def find_in_text(self, text: str) -> list[Place]:
         return self.find_in_words(text.lower().translate(_PUNCT).split())
 
@@ -274,8 +332,9 @@ def require_regency(name: str) -> Place:
     that option everywhere (training, Router, classify, serve)."""
     place = find_regency(name)
     if place is None:
-        raise InputValueError(f"home_region {name!r} is not a regency or city of the gazetteer; "
-                              "give its name, e.g. 'Kota Surabaya' or 'Kabupaten Sleman'")
+        raise UnknownRegionError(f"home_region {name!r} is not a regency or city of the gazetteer; "
+                                 "give its name, e.g. 'Kota Surabaya' or 'Kabupaten Sleman'",
+                                 field="home_region")
     return place
 
 
@@ -324,6 +383,26 @@ def _within(p: Place | None, regency: Place | None) -> Place | None:
     return replace(p, regency=regency.name, province=p.province or regency.province)
 
 
+def _inside(p: Place | None, container: Place | None) -> Place | None:
+    """A village (or district) with what ``container``, the district or regency the structured
+    fields put it in, says about where it lies, where the place itself says nothing: a learnt
+    kelurahan that does not know its kecamatan or city gets them from the fields beside it."""
+    if p is None or container is None or _RANK[container.level] >= _RANK[p.level]:
+        return p
+    if container.level == "district":
+        if p.district and _norm(p.district) != _norm(container.name):
+            return p
+        if p.regency and container.regency and p.regency != container.regency:
+            return p
+        return replace(p, district=p.district or container.name, regency=p.regency or container.regency,
+                       province=p.province or container.province)
+    if container.level == "regency" and p.regency and p.regency != container.name:
+        return p
+    return replace(p, regency=p.regency or (container.name if container.level == "regency" else None),
+                   province=p.province or container.province or
+                   (container.name if container.level == "province" else None))
+
+
 def _elsewhere(p: Place, regencies: set[str]) -> bool:
     # Only a regency the text names counts against a district or village: a province name is
     # weak evidence (streets are named after provinces: "Jl. Bali", "Jl. Aceh").
@@ -363,6 +442,14 @@ def several_regions(places: list[Place]) -> bool:
         return len(regencies) > 1
     return len({p.name if p.level == "province" else p.province for p in places
                 if p.level == "province" or p.province}) > 1
+
+
+def only_regency(places: list[Place]) -> str | None:
+    """The one regency/city the places name or lie in (None when none, or several): the city
+    an address or a text gives to structured fields that do not say which city they mean."""
+    regencies = {p.name if p.level == "regency" else p.regency for p in places if p.level != "province"}
+    regencies.discard(None)
+    return next(iter(regencies)) if len(regencies) == 1 else None
 
 
 def most_specific(places: list[Place]) -> Place | None:

@@ -4,11 +4,16 @@ The whole flow, in one place (``Router._route``)::
 
     text pipeline -> features -> topic head, agency head -> jurisdiction -> routing -> review
 
+run column by column over a batch: the text stages once per distinct whitespace chunk
+(:mod:`lapor_nlp.chunks`), array operations for features, heads and review rules, the per-row
+place rules once per distinct input, and objects only at the edge (:mod:`lapor_nlp.columnar`;
+``tests/test_fast_path.py`` checks it against 0.4's per-document flow, field by field).
+
 One vocabulary for calling it, as spaCy's ``nlp(text)`` and ``nlp.pipe(texts)``: ``router(item)``
 for one complaint, ``router.pipe(items, batch_size=...)`` for a stream, in input order.
 
-A Router is read-only after loading: its only mutable state is the text pipeline's word caches,
-whose entries are pure functions of their keys, so any number of threads can share one Router and
+A Router is read-only after loading: its only mutable state is its caches (the text pipeline's
+words, the chunk table, the place memos), whose entries are pure functions of their keys, so any number of threads can share one Router and
 get exactly the answers they would get one after another. Nothing is held open, so it is also safe
 to use in a process forked after loading.
 """
@@ -22,20 +27,29 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
-from itertools import islice, repeat
+import threading
+from itertools import compress, islice, repeat
+from typing import get_args
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
 
-from .artifact import load_model, model_version, read_routing
-from .errors import InputTypeError, InputValueError
+from .artifact import load_verified, model_version, read_routing
+from .errors import InputTypeError, InputValueError, LaporError, UndecodableTextError, check_on_error
 from .jurisdiction import (
-    LEVELS, Gazetteer, Place, find_regency, most_specific, require_regency, several_regions,
+    LEVELS, Gazetteer, Place, find_regency, most_specific, only_regency, require_regency, several_regions,
 )
-from .schemas import Complaint, Prediction
+from .schemas import Complaint, Prediction, complaint_error, refuse_text
+from .chunks import ChunkTable, Gathered
+from .columnar import RoutingResult, TaskColumns
+from .heads import _csr_matvecs, calibrated_scores, stack_heads
+from .schemas import ReviewReason
 from .taxonomy import Taxonomy
+from .text.clean import prepare
+from .text.pii import mask_pii
+from .text.pipeline import may_hold_pii as _MAY_HOLD_PII
 
 log = logging.getLogger("lapor_nlp")
 _LEVEL_RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
@@ -55,29 +69,45 @@ def _outside_caller() -> int:
     return level
 
 
-def _shift_item_index(message: str, offset: int) -> str:
-    """'item 3: ...' of a batch that starts at ``offset`` of a stream -> 'item {3 + offset}: ...'."""
-    head, sep, rest = message.partition(": ")
-    if sep and head.startswith("item ") and head[5:].isdigit():
-        return f"item {int(head[5:]) + offset}: {rest}"
-    return message
+# Young-generation threshold while a batch runs (CPython's default is 700). See _gc_paused.
+_BATCH_GC_GEN0 = 10_000
+_gc_lock = threading.Lock()
+_gc_batches = 0  # batches running now, in all threads
+_gc_saved: tuple[int, int, int] | None = None
 
 
 @contextmanager
 def _gc_paused(pause: bool = True):
-    """Switch the cyclic garbage collector off for the block (Mercurial's ``util.nogc`` idea):
-    collections are triggered by allocation counts, and a batch of results is many allocations
-    that are all still alive, so each full collection walks them all again for nothing
-    (``bench/latency.py`` measures what that saves). It is switched back on at the end only if it
-    was on at the start, so a program that keeps it off keeps it off."""
-    was_on = pause and gc.isenabled()
-    if was_on:
-        gc.disable()
+    """Make the cyclic collector's young collections rarer while a batch runs, without switching
+    it off: a batch builds many objects that all stay alive, and collecting every 700 allocations
+    walks them again and again. Until 0.4 the collector was switched off for the block,
+    process-wide, so another thread's cyclic garbage waited for as long as batches ran. Now
+    collections still run, every 10,000 allocations, so no thread's garbage waits longer than
+    that. Measured (docs/benchmarks.md): ``predict_batch`` at 0.86x the speed of switching it off
+    and 1.6x the speed of no pause; 4 threads of ``predict_batch``, one making cyclic garbage,
+    peaked at 484 MiB against 652 MiB switched off (100,000: 0.97x, but 935 MiB). Threads share
+    one count: the threshold is raised by the first batch to start and restored by the last to
+    end, and left alone when the program set its own meanwhile or keeps the collector off."""
+    global _gc_batches, _gc_saved
+    if not pause:
+        yield
+        return
+    with _gc_lock:
+        if _gc_batches == 0:
+            saved = gc.get_threshold()
+            _gc_saved = saved if 0 < saved[0] < _BATCH_GC_GEN0 else None
+            if _gc_saved is not None:
+                gc.set_threshold(_BATCH_GC_GEN0, *saved[1:])
+        _gc_batches += 1
     try:
         yield
     finally:
-        if was_on:
-            gc.enable()
+        with _gc_lock:
+            _gc_batches -= 1
+            if _gc_batches == 0 and _gc_saved is not None:
+                if gc.get_threshold()[0] == _BATCH_GC_GEN0:  # not changed by the program meanwhile
+                    gc.set_threshold(*_gc_saved)
+                _gc_saved = None
 
 
 def allowed_agencies(labels: list[str] | None, taxonomy: Taxonomy, scope, restrict_to) -> np.ndarray | None:
@@ -94,26 +124,28 @@ def allowed_agencies(labels: list[str] | None, taxonomy: Taxonomy, scope, restri
         if isinstance(scope, str) and not carries_taxonomy:
             raise InputValueError(f"scope {scope!r} needs a model whose routing.json carries the "
                                   "taxonomy (one trained on taxonomy codes, such as the default "
-                                  "model); for this model, list its labels with restrict_to")
+                                  "model); for this model, list its labels with restrict_to", field="scope")
         allowed &= set(taxonomy.members(scope))
     if restrict_to is not None:
         if isinstance(restrict_to, (str, bytes, Mapping)) or not isinstance(restrict_to, Iterable):
             raise InputTypeError(f"restrict_to takes a list of agency labels, got "
-                                 f"{type(restrict_to).__name__}")
+                                 f"{type(restrict_to).__name__}", field="restrict_to")
         wanted = list(restrict_to)
         if not wanted:
-            raise InputValueError("restrict_to is empty: name at least one agency label")
+            raise InputValueError("restrict_to is empty: name at least one agency label", field="restrict_to")
         if not all(isinstance(w, str) for w in wanted):
-            raise InputTypeError("restrict_to takes agency labels (str)")
+            raise InputTypeError("restrict_to takes agency labels (str)", field="restrict_to")
         unknown = sorted(set(wanted) - set(labels))
         if unknown:
             raise InputValueError(f"restrict_to names unknown agency label(s) "
-                                  f"{', '.join(map(repr, unknown[:5]))}; see Router.labels['agency']")
+                                  f"{', '.join(map(repr, unknown[:5]))}; see Router.labels['agency']",
+                                  field="restrict_to")
         allowed &= set(wanted)
     if not allowed:
         what = " and ".join(x for x, v in (("scope", scope), ("restrict_to", restrict_to)) if v is not None)
         raise InputValueError(f"{what} leave{'s' if ' and ' not in what else ''} no agency label of "
-                              f"this model (its labels are in Router.labels['agency'])")
+                              f"this model (its labels are in Router.labels['agency'])",
+                              field="scope" if restrict_to is None else "restrict_to")
     return np.array([lab in allowed for lab in labels])
 
 
@@ -174,12 +206,13 @@ class Router:
                  restrict_to: Iterable[str] | None = None, unknown_quantile: float | None = None,
                  pause_gc: bool | None = None):
         if max_chars < 1:
-            raise InputValueError("max_chars must be at least 1")
+            raise InputValueError("max_chars must be at least 1", field="max_chars")
         if top_k < 0:
-            raise InputValueError("top_k must be at least 0")
+            raise InputValueError("top_k must be at least 0", field="top_k")
         if target_precision is not None and (isinstance(target_precision, bool) or not (
                 isinstance(target_precision, (int, float)) and 0 < target_precision <= 1)):
-            raise InputValueError(f"target_precision must be a number in (0, 1], got {target_precision!r}")
+            raise InputValueError(f"target_precision must be a number in (0, 1], got {target_precision!r}",
+                                  field="target_precision")
         self.model = model
         self.manifest = manifest
         self.routing = routing or {}
@@ -209,7 +242,8 @@ class Router:
                                                  restrict_to)
         if unknown_quantile is not None and (isinstance(unknown_quantile, bool) or not (
                 isinstance(unknown_quantile, (int, float)) and 0 <= unknown_quantile < 1)):
-            raise InputValueError(f"unknown_quantile must be a number in [0, 1), got {unknown_quantile!r}")
+            raise InputValueError(f"unknown_quantile must be a number in [0, 1), got {unknown_quantile!r}",
+                                  field="unknown_quantile")
         head = model.heads_.get("agency")
         if unknown_quantile and head is not None and getattr(head, "oof_evidence_", None) is None:
             log.warning("this model keeps no out-of-fold evidence (saved before lapor-nlp 0.4), so "
@@ -248,30 +282,35 @@ class Router:
         self._dictionary = _indonesian_words()
         self._feature_names: list[str] | None = None
         self._from_fields = lru_cache(maxsize=4096)(self._from_fields_uncached)
+        self._fast_state: _FastState | None = None  # the fast path's tables, built on first use
 
     # -- construction -----------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path | None = None, **options) -> "Router":
+    def load(cls, path: str | Path | None = None, *, sha256: str | None = None, **options) -> "Router":
         """Read a model directory made by ``lapor-nlp train`` (it only loads; for the bundled
-        default model, which may need building first, use :func:`lapor_nlp.load`)."""
+        default model, which may need building first, use :func:`lapor_nlp.load`).
+
+        ``sha256`` pins the model: the sha256 of its ``manifest.json`` (``sha256sum
+        model/manifest.json``), which holds the sha256 of every other file; another model
+        directory, or a changed one, raises :class:`~lapor_nlp.errors.ModelPinError`."""
         if path is None:
             warnings.warn("Router.load() without a path is deprecated: use lapor_nlp.load(), which "
                           "builds the bundled default model on first use", DeprecationWarning,
                           stacklevel=_outside_caller())
             from . import load
 
-            return load(None, **options)
-        model, manifest = load_model(path)
-        return cls(model, manifest, read_routing(path, manifest), **options)
+            return load(None, sha256=sha256, **options)
+        model, manifest, routing = load_verified(path, sha256=sha256)  # one read of each file
+        return cls(model, manifest, routing, **options)
 
     @staticmethod
     def _threshold_value(value, what: str) -> float:
         """A review threshold: a number >= 0 (0: never ask for review; above 1: always ask)."""
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-            raise InputTypeError(f"{what} must be a number, got {type(value).__name__}")
+            raise InputTypeError(f"{what} must be a number, got {type(value).__name__}", field="thresholds")
         if not value >= 0:  # negative, or NaN
             raise InputValueError(f"{what} must be >= 0 (0: never ask for review; above 1: always "
-                                  f"ask), got {value!r}")
+                                  f"ask), got {value!r}", field="thresholds")
         return float(value)
 
     def _merge_thresholds(self, thresholds) -> dict:
@@ -283,7 +322,7 @@ class Router:
             unknown = sorted(map(str, set(thresholds) - known))
             if unknown:
                 raise InputValueError(f"thresholds name unknown label(s) {', '.join(map(repr, unknown[:5]))}; "
-                                      f"the model's labels are in Router.labels")
+                                      f"the model's labels are in Router.labels", field="thresholds")
             thresholds = {k: self._threshold_value(v, f"threshold of {k!r}") for k, v in thresholds.items()}
         else:
             thresholds = self._threshold_value(thresholds, "thresholds")
@@ -316,9 +355,17 @@ class Router:
     # -- input ------------------------------------------------------------------------------------
     @staticmethod
     def _as_complaint(item: Any) -> Complaint:
+        """One batch item as a :class:`Complaint`, or the typed error that says why it cannot be
+        one (its ``field`` set; :meth:`_coerce` sets its ``index``)."""
         if isinstance(item, Complaint):
+            # Checked again: model_construct() builds one without validation.
+            if not isinstance(item.text, str):
+                raise InputTypeError(f"complaint text must be str, got {type(item.text).__name__}",
+                                     field="text")
+            refuse_text(item.text)
             return item
         if isinstance(item, str):
+            refuse_text(item)
             return Complaint.model_construct(text=item, title=None, id=None, date=None, channel=None,
                                              location=None)
         if isinstance(item, Mapping):
@@ -327,12 +374,14 @@ class Router:
             try:
                 return Complaint.model_validate(item)
             except ValidationError as exc:
-                raise InputValueError(f"invalid complaint: {exc.errors(include_url=False)}") from None
+                raise complaint_error(exc) from None
         if isinstance(item, (bytes, bytearray)):
             try:
-                return Router._as_complaint(bytes(item).decode("utf-8"))
-            except UnicodeDecodeError:
-                raise InputValueError("complaint bytes are not valid UTF-8") from None
+                text = bytes(item).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UndecodableTextError(f"the complaint's bytes are not valid UTF-8 (byte "
+                                           f"{exc.start + 1}); decode them first", field="text") from None
+            return Router._as_complaint(text)
         raise InputTypeError(
             f"a complaint must be a str, a Complaint or a dict, got {type(item).__name__}")
 
@@ -340,24 +389,61 @@ class Router:
         """Check a batch before any routing: (the usable complaints, each one's position in
         ``items``, the errors of the unusable ones by position). The one seam through which every
         batch entry point (``predict_batch``, ``predict_records``, ``pipe``, ``route``) takes
-        its input, so that a rule about bad input is written once."""
-        if isinstance(items, (str, bytes, Complaint, Mapping)):
-            raise InputTypeError("predict_batch() takes an iterable of complaints, not one complaint; "
-                                 "use predict() for a single complaint")
-        complaints = []
+        its input, so that a rule about bad input is written once. With ``on_error="raise"`` the
+        first bad item raises its error (``index`` set) before anything is routed."""
+        check_on_error(on_error)
+        items = self._iter_items(items, "predict_batch")
+        complaints: list = []
+        positions: list[int] = []
+        errors: dict[int, Exception] = {}
+        as_complaint = self._as_complaint
         for i, item in enumerate(items):
             try:
-                complaints.append(item if type(item) is str else self._as_complaint(item))
+                if type(item) is str:  # the fast path keeps a plain text a str
+                    refuse_text(item)
+                    complaints.append(item)
+                else:
+                    complaints.append(as_complaint(item))
             except (InputTypeError, InputValueError) as exc:
-                raise type(exc)(f"item {i}: {exc.message}") from None
-        return complaints, list(range(len(complaints))), {}
+                exc.index = i
+                if on_error == "raise":
+                    raise exc from None
+                errors[i] = exc
+                continue
+            positions.append(i)
+        return complaints, positions, errors
+
+    @staticmethod
+    def _iter_items(items, caller: str) -> Iterator:
+        """An iterator over a batch's items; a single complaint, ``None`` or anything else that
+        is not an iterable of complaints is an :class:`InputTypeError` (not Python's own)."""
+        if isinstance(items, (str, bytes, bytearray, Complaint, Mapping)):
+            raise InputTypeError(f"{caller}() takes an iterable of complaints, not one complaint; "
+                                 "use predict() for a single complaint")
+        try:
+            return iter(items)
+        except TypeError:
+            raise InputTypeError(f"{caller}() takes an iterable of complaints (str, Complaint or "
+                                 f"dict), got {type(items).__name__}") from None
 
     @staticmethod
     def _with_errors(results: list, positions: list[int], errors: dict[int, Exception],
                      on_error: str = "raise") -> list:
         """The results of the usable complaints put back among the errors of the unusable ones,
-        as ``on_error`` asks (the other half of :meth:`_coerce`)."""
-        return results
+        as ``on_error`` asks (the other half of :meth:`_coerce`): "skip" leaves the bad items
+        out, "return" puts each error at its item's position, so ``len(out) == len(items)``."""
+        if not errors or on_error == "skip":
+            return results
+        if on_error == "raise":  # _coerce has raised already; kept so no error is ever dropped
+            raise errors[min(errors)]
+        if len(results) != len(positions):
+            raise RuntimeError(f"{len(results)} results for {len(positions)} usable items")
+        out: list = [None] * (len(results) + len(errors))
+        for pos, res in zip(positions, results):
+            out[pos] = res
+        for pos, exc in errors.items():
+            out[pos] = exc
+        return out
 
     # -- prediction -------------------------------------------------------------------------------
     def __call__(self, complaint: str | Complaint | Mapping, **options) -> Prediction:
@@ -365,103 +451,183 @@ class Router:
         return self.predict(complaint, **options)
 
     def pipe(self, items: Iterable[str | Complaint | Mapping], *, batch_size: int = 4096,
-             explain: bool | None = None, as_records: bool = False, thresholds=None) -> Iterator:
+             explain: bool | None = None, as_records: bool = False, thresholds=None,
+             on_error: str = "raise") -> Iterator:
         """Route a stream of complaints lazily, ``batch_size`` at a time, in input order: a
         :class:`Prediction` each, or with ``as_records`` the plain dict of :meth:`predict_records`
         (faster; for files and services that write JSON themselves). ``explain`` defaults to what
-        each form does alone: on for predictions, off for records. A bad item raises a typed error
-        naming its index when its batch is reached."""
-        if isinstance(items, (str, bytes, Complaint, Mapping)):
-            raise InputTypeError("pipe() takes an iterable of complaints, not one complaint; "
-                                 "use router(complaint) for a single complaint")
+        each form does alone: on for predictions, off for records. A bad item is handled as
+        ``on_error`` says (see :meth:`predict_batch`) when its batch is reached; its error's
+        ``index`` counts from the start of the stream."""
+        check_on_error(on_error)
+        items = self._iter_items(items, "pipe")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise InputTypeError(f"batch_size must be a whole number, got {type(batch_size).__name__}")
+            raise InputTypeError(f"batch_size must be a whole number, got {type(batch_size).__name__}",
+                                 field="batch_size")
         if batch_size < 1:
-            raise InputValueError(f"batch_size must be at least 1, got {batch_size!r}")
+            raise InputValueError(f"batch_size must be at least 1, got {batch_size!r}", field="batch_size")
         route = self.predict_records if as_records else self.predict_batch
         if explain is None:
             explain = not as_records
-        return self._stream(iter(items), route, batch_size, explain, thresholds)
+        return self._stream(items, route, batch_size, explain, thresholds, on_error)
 
     @staticmethod
-    def _stream(it, route, batch_size, explain, thresholds) -> Iterator:
+    def _stream(it, route, batch_size, explain, thresholds, on_error="raise") -> Iterator:
         done = 0
         while True:
             chunk = list(islice(it, batch_size))
             if not chunk:
                 return
             try:
-                yield from route(chunk, thresholds=thresholds, explain=explain, batch_size=batch_size)
+                results = route(chunk, thresholds=thresholds, explain=explain, batch_size=batch_size,
+                                on_error=on_error)
             except (InputTypeError, InputValueError) as exc:
-                raise type(exc)(_shift_item_index(exc.message, done)) from None
+                if exc.index is not None:  # the index in the stream, not in this batch
+                    exc.index += done
+                raise
+            if on_error == "return" and done:
+                for r in results:
+                    if isinstance(r, LaporError):
+                        r.index += done
+            yield from results
             done += len(chunk)
 
     def predict(self, complaint: str | Complaint | Mapping, *, thresholds=None,
                 explain: bool = True) -> Prediction:
         """Route one complaint. ``thresholds`` overrides review thresholds for this call."""
-        return self.predict_batch([complaint], thresholds=thresholds, explain=explain)[0]
+        try:
+            return self.predict_batch([complaint], thresholds=thresholds, explain=explain)[0]
+        except LaporError as exc:  # one complaint is not a batch: its error has no index
+            exc.index = None
+            raise
 
     def predict_batch(self, items: Iterable[str | Complaint | Mapping], *, thresholds=None,
-                      explain: bool = True, batch_size: int = 4096) -> list[Prediction]:
-        """Route many complaints (vectorised). Every item is checked first: one bad item raises a
-        typed error naming its index, and no partial result is returned."""
+                      explain: bool = True, batch_size: int = 4096,
+                      on_error: str = "raise") -> list[Prediction]:
+        """Route many complaints (vectorised). Every item is checked first; an unusable one is
+        handled as ``on_error`` says: "raise" (default) raises its typed error (``index``,
+        ``field`` and ``code`` say which item and why) and returns nothing; "skip" leaves it out
+        of the result; "return" puts the error itself (a :class:`~lapor_nlp.errors.LaporError`)
+        at its position, so the result has one entry per item."""
+        complaints, positions, errors = self._coerce(items, on_error=on_error)
         with _gc_paused(self._pause_gc):
-            return _PREDICTIONS.validate_python(
-                self.predict_records(items, thresholds=thresholds, explain=explain, batch_size=batch_size))
+            records = self._route_all(complaints, thresholds, explain, batch_size).to_records()
+            # One pydantic-core call validates the whole batch (faster than building the objects
+            # field by field in Python, and every value is checked on the way).
+            preds = _PREDICTIONS.validate_python(records)
+        return self._with_errors(preds, positions, errors, on_error)
 
     def predict_records(self, items: Iterable[str | Complaint | Mapping], *, thresholds=None,
-                        explain: bool = False, batch_size: int = 4096) -> list[dict]:
+                        explain: bool = False, batch_size: int = 4096,
+                        on_error: str = "raise") -> list[dict]:
         """Like :meth:`predict_batch` but returns plain dicts, each what ``Prediction.model_dump()``
         gives (for batch jobs and services that write JSON or CSV themselves). No explanation
         unless asked for: it is the one part a file of results rarely needs."""
-        complaints, positions, errors = self._coerce(items)
-        th = self.thresholds if thresholds is None else self._merge_thresholds(thresholds)
-        out: list[dict] = []
+        complaints, positions, errors = self._coerce(items, on_error=on_error)
         with _gc_paused(self._pause_gc):
-            for start in range(0, len(complaints), batch_size):
-                out += self._route(complaints[start:start + batch_size], th, explain)
-        return self._with_errors(out, positions, errors)
+            records = self._route_all(complaints, thresholds, explain, batch_size).to_records()
+        return self._with_errors(records, positions, errors, on_error)
 
-    def _route(self, complaints: list[str | Complaint], th: dict, explain: bool) -> list[dict]:
-        """The whole flow for one batch, as plain dicts. Per-row Python work is kept to building
-        the output: scores, thresholds and the review tests are numpy operations over the batch."""
-        if not complaints:
-            return []
-        pre = self.model.preprocessor_
+    def route(self, items: Iterable[str | Complaint | Mapping], *, thresholds=None,
+              explain: bool = False, on_error: str = "raise", batch_size: int = 4096) -> RoutingResult:
+        """Route many complaints into a :class:`~lapor_nlp.columnar.RoutingResult`: labels,
+        scores, thresholds, review flags and reasons, offices and regions as arrays, with no
+        object per complaint (``.to_records()``, ``.to_pandas()``, ``.to_arrow()`` when wanted).
+        The same answers as :meth:`predict_records`, field by field. Items are checked as in
+        :meth:`predict_batch`; with ``on_error="skip"`` or ``"return"``, ``result.positions``
+        gives each row's index in ``items`` and ``result.errors`` the refused items' errors."""
+        complaints, positions, errors = self._coerce(items, on_error=on_error)
+        result = self._route_all(complaints, thresholds, explain, batch_size)
+        result.positions = np.asarray(positions, dtype=np.int64)
+        result.errors = dict(errors)
+        # to_records() puts the errors back among the rows as this call's on_error asks.
+        result._with_errors, result._on_error = self._with_errors, on_error
+        return result
+
+    def _route_all(self, complaints: list, thresholds, explain: bool, batch_size: int) -> RoutingResult:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        th = self.thresholds if thresholds is None else self._merge_thresholds(thresholds)
+        return RoutingResult.concat([self._route(complaints[start:start + batch_size], th, explain)
+                                     for start in range(0, len(complaints), batch_size)] or
+                                    [self._route([], th, explain)])
+
+    # -- the columnar fast path -------------------------------------------------------------------
+    def _fast(self) -> "_FastState":
+        """What the fast path keeps between batches, built on first use (and rebuilt whole when
+        its memos are full)."""
+        state = self._fast_state
+        if state is None or state.full():
+            with _FAST_LOCK:
+                state = self._fast_state
+                if state is None:
+                    state = self._fast_state = _FastState(self)
+                elif state.full():
+                    state = self._fast_state = _FastState(self, table=state.table, stacked=state.stacked)
+        return state
+
+    def _texts(self, complaints: list) -> tuple[list[str], list, np.ndarray]:
+        """(each complaint's text, masked and prepared; its id; whether it was cut)."""
         max_chars = self.max_chars
         n = len(complaints)
-        truncated = [False] * n
-        docs, words = [], []
+        texts: list[str] = []
+        ids: list = [None] * n
+        truncated = np.zeros(n, bool)
         for i, c in enumerate(complaints):
-            if type(c) is not str:
-                if not isinstance(c.text, str):
-                    raise InputTypeError(f"complaint text must be str, got {type(c.text).__name__}")
+            if type(c) is not str:  # a Complaint, checked by _coerce
+                ids[i] = c.id
                 c = c.full_text()
             if len(c) > max_chars:
                 c = c[:max_chars]
                 truncated[i] = True
-            toks, ws = pre.analyze(c)
-            docs.append(toks)
-            words.append(ws)
-        X = self.model.features_.transform_rows(docs)
-        rows = np.arange(n)[:, None]
-        tasks = []
+            texts.append(c)
+        pre = self.model.preprocessor_
+        if pre.mask_pii:
+            # Masking cannot change an ASCII text with no digit and no "@" (lapor_nlp.text.pii:
+            # every rule starts at a digit or an "@", and only a non-ASCII text is normalised), so
+            # only the others are masked; tests/test_fast_path.py checks the rule on real texts.
+            for i in compress(range(n), map(_MAY_HOLD_PII, texts)):
+                texts[i] = mask_pii(texts[i])
+        return list(map(prepare, texts)), ids, truncated
+
+    def _route(self, complaints: list[str | Complaint], th: dict, explain: bool) -> RoutingResult:
+        """The whole flow for one batch (see the module docstring), column by column: the text
+        stages once per distinct chunk, features, heads, thresholds and review rules as array
+        operations over the batch, the region and the office once per distinct input."""
+        state = self._fast()
+        n = len(complaints)
+        texts, ids, truncated = self._texts(complaints)
+        if n:
+            cids, arrays = state.table.ids(texts)
+            g = state.table.gather(cids, arrays, n)
+        else:
+            g = _EMPTY_GATHER
+        X = self.model.features_.transform_ids(g.token_ids, g.token_offsets)
+        block, cols = state.stacked
+        # Both heads in one sparse x dense product (scipy's kernel, as LinearHead uses it).
+        raw = np.zeros((n, block.shape[1]), dtype=np.float32)
+        if n:
+            _csr_matvecs(n, X.shape[1], block.shape[1], X.indptr, X.indices, X.data,
+                         block.ravel(), raw.ravel())
+        flags: list[tuple[np.ndarray, int]] = []  # (rows with a review reason, its bit)
+        bit = state.bit
+        tasks: dict[str, TaskColumns] = {}
+        explained = []
+        best_of: dict[str, np.ndarray] = {}
         unknown = outside = None
-        for task, head in self.model.heads_.items():
+        for task, head, col in zip(state.tasks, state.heads, cols):
             mass = None
             if task == "agency":
-                P, evidence = head.predict_proba_evidence(X)
-                unknown = (evidence < self.unknown_threshold).tolist()
+                P, evidence = calibrated_scores(head, raw[:, col])
+                unknown = evidence < self.unknown_threshold
                 if self.allowed_agencies is not None:
-                    outside = (~self.allowed_agencies[P.argmax(1)]).tolist()
+                    outside = ~self.allowed_agencies[P.argmax(1)]
                     P = P * self.allowed_agencies
                     mass = np.maximum(P.sum(1), 1e-12)
                     P /= mass[:, None]
             else:
-                P = head.predict_proba(X)
-            # A few dozen labels: one argsort per row is cheaper than argpartition + reordering.
-            top = np.argsort(-P, axis=1, kind="stable")[:, :self.top_k + 1]
-            top_p = P[rows, top]
+                P = calibrated_scores(head, raw[:, col])[0]
+            top, top_p = _top(P, self.top_k + 1)
             labels = self._labels[task]
             best = top[:, 0]
             score = top_p[:, 0]
@@ -471,66 +637,65 @@ class Router:
                 # way, so a label is routed exactly when the whole model's score would route it
                 # (renormalising must not turn the model's doubt into certainty).
                 t_of = t_of / mass
-            low = (score < t_of) if (task == "agency" or self.review_topic) else np.zeros(n, bool)
-            names = self.label_names.get(task, {})
-            tasks.append((task, head, P, top, labels, best.tolist(), score.tolist(), t_of.tolist(),
-                          low.tolist(), names, top_p[:, 1:].tolist(), top[:, 1:].tolist()))
-        explanation = self._explain(X, tasks) if explain else None
-        short = np.fromiter(map(len, docs), np.int64, n) < self.min_tokens
-        dictionary = self._dictionary
-        agency_types = self.agency_types
-        records = []
-        for i, c in enumerate(complaints):
-            reasons: list[str] = []
-            rec: dict[str, Any] = {"id": None if type(c) is str else c.id, "topic": None, "agency": None}
-            for task, head, P, top, labels, best, score, t_of, low, names, alt_p, alt_j in tasks:
-                label = labels[best[i]]
-                rec[task] = {"label": label, "score": score[i], "name": names.get(label),
-                             "threshold": t_of[i],
-                             "alternatives": [{"label": labels[j], "score": s}
-                                              for j, s in zip(alt_j[i], alt_p[i])],
-                             "level": None, "parent": None}
-                if low[i]:
-                    reasons.append("low_confidence_" + task)
-            if outside is not None:  # a desk's answer lists only the labels it may route to
-                rec["agency"]["alternatives"] = [a for a in rec["agency"]["alternatives"] if a["score"] > 0]
-            topic, agency = rec["topic"], rec["agency"]
-            agency_label = agency["label"] if agency else None
-            if agency:
-                info = agency_types.get(agency_label) or {}
-                agency["level"] = info.get("level")
-                agency["parent"] = info.get("parent")
-                if unknown[i]:
-                    reasons.append("unknown_agency")
-                if outside is not None and outside[i]:
-                    reasons.append("outside_scope")
-            if topic and agency and topic["label"] in self._pair_share:
-                if self._pair_share[topic["label"]].get(agency_label, 0.0) < 0.02:
-                    reasons.append("topic_agency_disagree")
-            place, place_note = self._jurisdiction(c, words[i])
-            rec["jurisdiction"] = self._region(place) if place else None
-            routed, place_missing = self._routed_to(agency_label, place) if agency_label else (None, False)
-            rec["routed_to"] = routed
-            if place_missing:
-                reasons.append("place_not_found")
-            if place_note:
-                reasons.append(place_note)
-            if short[i]:
-                reasons.append("text_too_short")
+            if task == "agency" or self.review_topic:
+                flags.append((score < t_of, bit["low_confidence_" + task]))
+            tasks[task] = TaskColumns(labels, best, score, t_of, top[:, 1:], top_p[:, 1:],
+                                      state.names[task], *state.level_parent(task),
+                                      positive_alternatives=task == "agency" and outside is not None)
+            best_of[task] = best
+            explained.append((task, head, P, top))
+        explanation = self._explain(X, explained) if explain else None
+        if unknown is not None:
+            flags.append((unknown, bit["unknown_agency"]))
+        if outside is not None:
+            flags.append((outside, bit["outside_scope"]))
+        if state.disagree is not None:
+            flags.append((state.disagree[best_of["topic"], best_of["agency"]], bit["topic_agency_disagree"]))
+        region, routed, place_bits = self._places(state, complaints, g, best_of.get("agency"))
+        n_tokens = g.token_offsets[1:] - g.token_offsets[:-1]
+        short = n_tokens < self.min_tokens
+        foreign = ~short & (g.n_words >= 5) & (g.known_words < self.min_known_share * n_tokens)
+        flags += [(short, bit["text_too_short"]), (foreign, bit["not_indonesian"]),
+                  (truncated, bit["truncated"])]
+        # One bitmask a row: the bits are distinct powers of two, so their sum is their OR.
+        reasons = place_bits + (np.stack([f for f, _ in flags], 1) @
+                                np.array([b for _, b in flags], np.uint32)).astype(np.uint32)
+        return RoutingResult(tasks, ids, reasons != 0, reasons, state.reason_names, routed, region,
+                             state.regions_of(region), truncated, explanation, self.name, self.version)
+
+    def _places(self, state: "_FastState", complaints: list, g, agency: np.ndarray | None):
+        """(region index per row, office per row, place review bits per row), calling the
+        per-row rules once per distinct input: ``_jurisdiction`` per distinct set of the words
+        that matter to the gazetteer (rows without a structured location), ``_routed_to`` per
+        distinct (agency, region)."""
+        n = len(complaints)
+        region = np.empty(n, np.int64)  # every row is set below
+        routed = np.empty(n, object)
+        bits = np.zeros(n, np.uint32)
+        words = g.place_words.tolist()
+        offsets = g.place_offsets.tolist()
+        agency_labels = self._labels.get("agency")
+        agency_ids = agency.tolist() if agency is not None else [None] * n
+        jmemo, rmemo, place_of = state.jmemo, state.rmemo, state.place_of
+        as_words = state.as_words
+        for i, (c, a) in enumerate(zip(complaints, agency_ids)):
+            key = tuple(words[offsets[i]:offsets[i + 1]])
+            if type(c) is str or c.location is None:
+                hit = jmemo.get(key)
+                if hit is None:
+                    hit = jmemo[key] = place_of(*self._jurisdiction(c, as_words(key)))
             else:
-                toks = docs[i]
-                if len(words[i]) >= 5 and sum(map(dictionary.__contains__, toks)) < self.min_known_share * len(toks):
-                    reasons.append("not_indonesian")
-            if truncated[i]:
-                reasons.append("truncated")
-            rec["needs_review"] = bool(reasons)
-            rec["review_reasons"] = reasons
-            rec["explanation"] = {task: explanation[task][i] for task in explanation} if explanation else {}
-            rec["truncated"] = truncated[i]
-            rec["model"] = self.name
-            rec["model_version"] = self.version
-            records.append(rec)
-        return records
+                hit = place_of(*self._jurisdiction(c, as_words(key)))
+            p, note_bit = hit
+            region[i] = p
+            office = rmemo.get((a, p))
+            if office is None:
+                found = state.found[p] if p >= 0 else None
+                got, missing = self._routed_to(agency_labels[a], found) if a is not None else (None, False)
+                office = rmemo[(a, p)] = (got, state.bit["place_not_found"] if missing else 0)
+            routed[i] = office[0]
+            bits[i] = office[1] | note_bit
+        return region, routed, bits
 
     # -- jurisdiction and routing -----------------------------------------------------------------
     def _from_fields_uncached(self, province, regency, district, subdistrict) -> Place | None:
@@ -544,17 +709,28 @@ class Router:
         """(the region and where it came from, or None; a review reason about it, or None)."""
         loc = None if type(c) is str else c.location
         unresolved = None
+        places = None
         if loc is not None:
             place = self._from_fields(loc.province, loc.regency, loc.district, loc.subdistrict)
             if place is not None:
                 return (place, "field"), None
             if loc.province or loc.regency or loc.district or loc.subdistrict:
                 unresolved = "location_not_resolved"  # a misspelt field: the text decides, a person checks
-            if loc.address:
-                found = most_specific(self.gazetteer.find_in_text(loc.address))
-                if found is not None:
-                    return (found, "field"), unresolved
-        places = self.gazetteer.find_in_words(words)
+            in_address = self.gazetteer.find_in_text(loc.address) if loc.address else []
+            if (loc.district or loc.subdistrict) and not loc.regency:
+                # A kecamatan or kelurahan name that several cities have ("Tambaksari"): the one
+                # city the address, else the text, names says which is meant.
+                places = self.gazetteer.find_in_words(words)
+                for context in (in_address, places):
+                    city = only_regency(context)
+                    place = city and self._from_fields(loc.province, city, loc.district, loc.subdistrict)
+                    if place and place.level in ("district", "village"):  # not the city alone
+                        return (place, "field"), None
+            found = most_specific(in_address)
+            if found is not None:
+                return (found, "field"), unresolved
+        if places is None:
+            places = self.gazetteer.find_in_words(words)
         if places:
             return (most_specific(places), "text"), unresolved or ("several_places" if several_regions(places) else None)
         if self._home_place is not None:
@@ -563,11 +739,21 @@ class Router:
 
     @staticmethod
     def _region(found: tuple[Place, str]) -> dict:
+        """The region as the output shows it: ``province`` and ``regency`` name the province and
+        regency the place lies in at every level, the place itself included (a regency's
+        ``regency`` is its own name, a province's ``province`` too), so a reader can group by
+        them whatever level matched."""
         p, source = found
-        return {"name": p.name, "level": p.level, "code": p.code, "province": p.province,
-                "regency": p.regency, "source": source}
+        return {"name": p.name, "level": p.level, "code": p.code,
+                "province": p.name if p.level == "province" else p.province,
+                "regency": p.name if p.level == "regency" else p.regency, "source": source}
 
-    def _routed_to(self, agency: str, found: tuple[Place, str] | None) -> tuple[str, bool]:
+    def _routed_to(self, agency: str, found: tuple[Place, str] | None) -> tuple[str | None, bool]:
+        """(the concrete office, or None when it cannot be resolved; whether that is because no
+        place of the level the office serves was found, the ``place_not_found`` reason). A pure
+        function of its arguments (contract C5). None rather than a generic name ("Dinas
+        Perhubungan", "Kelurahan"): a caller that forwards ``routed_to`` must not send a
+        complaint to an office that does not exist; the agency's name stays in ``agency.name``."""
         info = self.agency_types.get(agency)
         if not info or info.get("serves", "none") == "none":
             return (info or {}).get("template", agency), False
@@ -584,7 +770,9 @@ class Router:
             # A national body or state company with regional offices can still take a complaint
             # that names no place at its national office; a regional office, or a court, cannot
             # be guessed.
-            return info.get("name", agency), not info.get("national_office", False)
+            if info.get("national_office", False):
+                return info.get("name", agency), False
+            return None, True
         return info["template"].replace("{" + serves + "}", name), False
 
     # -- explanation ------------------------------------------------------------------------------
@@ -604,8 +792,112 @@ class Router:
             pos = pos[np.argsort(rows[pos], kind="stable")]
             r = rows[pos]
             keep = pos[np.arange(len(pos)) - np.searchsorted(r, r) < n_terms]
-            terms: list[list[str]] = [[] for _ in range(n)]
-            for r_, f in zip(rows[keep].tolist(), X.indices[keep].tolist()):
-                terms[r_].append(names[f])
-            out[task] = terms
+            # ``keep`` is grouped by row already: cut one flat list of names at the row bounds.
+            flat = list(map(names.__getitem__, X.indices[keep].tolist()))
+            bounds = np.zeros(n + 1, np.int64)
+            np.cumsum(np.bincount(rows[keep], minlength=n), out=bounds[1:])
+            b = bounds.tolist()
+            out[task] = [flat[b[i]:b[i + 1]] for i in range(n)]
         return out
+
+
+_FAST_LOCK = threading.Lock()
+_EMPTY_GATHER = Gathered(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64),
+                         np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64))
+
+
+def _top(P: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the ``k`` best columns of each row, their values), best first, ties to the lower column:
+    what the first ``k`` columns of ``np.argsort(-P, axis=1, kind="stable")`` give, by ``k``
+    argmax passes (a few dozen labels: cheaper than sorting every row)."""
+    n, width = P.shape
+    k = min(k, width)
+    if n <= 16:  # a few rows: one stable argsort is fewer numpy calls than k argmax passes
+        idx = np.argsort(-P, axis=1, kind="stable")[:, :k]
+        return idx, np.take_along_axis(P, idx, 1)
+    idx = np.empty((n, k), np.int64)
+    val = np.empty((n, k), P.dtype)
+    if n == 0 or k == 0:
+        return idx, val
+    rows = np.arange(n)
+    Q = P.copy() if k > 1 else P
+    for j in range(k):
+        best = Q.argmax(1)
+        idx[:, j] = best
+        val[:, j] = P[rows, best]
+        if j + 1 < k:
+            Q[rows, best] = -np.inf
+    return idx, val
+
+
+class _FastState:
+    """A Router's fast-path state: the chunk table, the stacked head weights, the per-label
+    columns of the output, and the memos of the per-row rules (bounded: when one is full the
+    Router starts a new state, keeping the table and the weights)."""
+
+    MAX_MEMO = 100_000
+
+    def __init__(self, router: "Router", table: ChunkTable | None = None, stacked=None):
+        model = router.model
+        self.tasks = list(model.heads_)
+        self.heads = [model.heads_[t] for t in self.tasks]
+        self.stacked = stacked or stack_heads(self.heads)
+        pre = model.preprocessor_
+        roles = router.gazetteer._word_roles()
+        self.table = table or ChunkTable(pre, model.features_.vocabulary_, router._dictionary, roles,
+                                         max_chunks=pre.cache_size or 1)
+        word_of = sorted(roles[0], key=roles[0].get)
+        self.as_words = lambda key: [word_of[w] if w >= 0 else "" for w in key]
+        labels = router._labels
+        self.names = {t: [router.label_names.get(t, {}).get(lab) for lab in labels[t]] for t in self.tasks}
+        self._level_parent = {}
+        if "agency" in labels:
+            infos = [router.agency_types.get(lab) or {} for lab in labels["agency"]]
+            self._level_parent["agency"] = ([i.get("level") for i in infos], [i.get("parent") for i in infos])
+        # Review reasons in the order Prediction.review_reasons lists them; the place notes of
+        # _jurisdiction (at most one a row) between place_not_found and text_too_short.
+        before = ["low_confidence_" + t for t in self.tasks] + [
+            "unknown_agency", "outside_scope", "topic_agency_disagree", "place_not_found"]
+        after = ["text_too_short", "not_indonesian", "truncated"]
+        notes = [r for r in get_args(ReviewReason) if r not in before and r not in after]
+        self.reason_names = tuple(before + notes + after)
+        self.bit = {name: 1 << b for b, name in enumerate(self.reason_names)}
+        self.disagree = None
+        if "topic" in labels and "agency" in labels:
+            self.disagree = np.zeros((len(labels["topic"]), len(labels["agency"])), bool)
+            for ti, t in enumerate(labels["topic"]):
+                share = router._pair_share.get(t)
+                if share is not None:
+                    self.disagree[ti] = [share.get(a, 0.0) < 0.02 for a in labels["agency"]]
+        self.jmemo: dict[tuple, tuple[int, int]] = {}
+        self.rmemo: dict[tuple, tuple] = {}
+        self.found: list = []        # region index -> (Place, source)
+        self.regions: list[dict] = []  # region index -> Router._region(...)
+        self._index: dict = {}
+        self._region = router._region
+        self._lock = threading.Lock()
+
+    def level_parent(self, task: str):
+        return self._level_parent.get(task, (None, None))
+
+    def full(self) -> bool:
+        return max(len(self.jmemo), len(self.rmemo), len(self.found)) > self.MAX_MEMO
+
+    def place_of(self, found, note) -> tuple[int, int]:
+        """(the region's index, the note's review bit) for what ``_jurisdiction`` returned."""
+        note_bit = self.bit[note] if note else 0
+        if found is None:
+            return -1, note_bit
+        idx = self._index.get(found)
+        if idx is None:
+            with self._lock:
+                idx = self._index.get(found)
+                if idx is None:
+                    self.regions.append(self._region(found))
+                    self.found.append(found)
+                    idx = self._index[found] = len(self.found) - 1
+        return idx, note_bit
+
+    def regions_of(self, region: np.ndarray) -> list[dict]:
+        # Append-only: a result keeps the list, and its indices stay valid.
+        return self.regions

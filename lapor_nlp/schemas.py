@@ -11,8 +11,87 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
+
+from .errors import EmptyTextError, InvalidComplaintError, UndecodableTextError
+from .io import undecodable
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
+
+#: The pydantic error types of the two text rules (:func:`text_problem`); the router maps them to
+#: :class:`~lapor_nlp.errors.EmptyTextError` and :class:`~lapor_nlp.errors.UndecodableTextError`.
+EMPTY_TEXT = "empty_text"
+UNDECODABLE_TEXT = "undecodable_text"
+#: pydantic error type -> the typed error a text problem becomes (for mapping schema errors to codes).
+TEXT_ERRORS = {EMPTY_TEXT: EmptyTextError, UNDECODABLE_TEXT: UndecodableTextError,
+               "string_unicode": UndecodableTextError}  # pydantic's own, for a stripped field
+_PLAIN = {"extra_forbidden": "not a field of a complaint (its fields: text, title, id, date, channel, "
+                             "location)",
+          "missing": "missing (a complaint needs at least its text)",
+          "string_unicode": "holds characters that are not valid Unicode (lone surrogates); decode "
+                            "the input as UTF-8 first"}
+_TEXT_PROBLEMS = {
+    EMPTY_TEXT: "the text is empty or only whitespace, so there is nothing to route",
+    UNDECODABLE_TEXT: "the text holds characters that are not valid Unicode (lone surrogates, what "
+                      "undecodable bytes become); decode the input as UTF-8 first",
+}
+
+
+def text_problem(text: str, *, required: bool = True) -> str | None:
+    """Why ``text`` cannot be a complaint's text (:data:`EMPTY_TEXT`, :data:`UNDECODABLE_TEXT`), or
+    None. The one rule behind the schema, the router's plain-``str`` path and the HTTP service:
+    empty text is refused rather than routed to a guess, and a lone surrogate is refused rather
+    than cleaned, because such text cannot be written as JSON (``classify`` rejects both rows)."""
+    if required and (not text or text.isspace()):
+        return EMPTY_TEXT
+    if not text.isascii() and undecodable(text):
+        return UNDECODABLE_TEXT
+    return None
+
+
+def text_problem_message(problem: str) -> str:
+    """The plain words for a :func:`text_problem` kind."""
+    return _TEXT_PROBLEMS[problem]
+
+
+def refuse_text(text: str, field: str = "text") -> None:
+    """Raise the typed error for a text that :func:`text_problem` refuses (the router's check of a
+    plain ``str``, which skips pydantic)."""
+    problem = text_problem(text, required=field == "text")
+    if problem is not None:
+        raise TEXT_ERRORS[problem](_TEXT_PROBLEMS[problem], field=field)
+
+
+def complaint_error(exc) -> InvalidComplaintError:
+    """A pydantic ``ValidationError`` of :class:`Complaint` as one typed error in plain words: the
+    first failing field in ``field`` (a text problem first: it has its own code), and up to three
+    problems, each named by its field, in ``message``."""
+    errs = exc.errors(include_url=False, include_input=False)
+    first = next((e for e in errs if e["type"] in TEXT_ERRORS), errs[0])
+    parts = []
+    for e in [first] + [e for e in errs if e is not first][:2]:
+        where = ".".join(map(str, e["loc"])) or "complaint"
+        why = _PLAIN.get(e["type"], e["msg"])
+        if e["type"] == "extra_forbidden" and e["loc"][:1] == ("location",):
+            why = ("not a field of a location (its fields: province, regency, district, "
+                   "subdistrict, address)")
+        parts.append(why if (e is first and where == "text" and e["type"] in _TEXT_PROBLEMS)
+                     else f"{where}: {why}")
+    if len(errs) > 3:
+        parts.append(f"and {len(errs) - 3} more")
+    cls = TEXT_ERRORS.get(first["type"], InvalidComplaintError)
+    message = "; ".join(parts)
+    if cls is InvalidComplaintError:
+        message = "invalid complaint: " + message
+    return cls(message, field=".".join(map(str, first["loc"])) or None)
+
+
+def _check_text(v, *, required: bool):
+    problem = text_problem(v, required=required) if isinstance(v, str) else None
+    if problem is not None:
+        raise PydanticCustomError(problem, _TEXT_PROBLEMS[problem])
+    return v
+
 
 Level = Literal["province", "regency", "district", "village"]
 ReviewReason = Literal[
@@ -40,7 +119,8 @@ class Complaint(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(..., description="the complaint as written",
+    text: str = Field(..., description="the complaint as written; not empty or only whitespace",
+                      json_schema_extra={"pattern": r"\S"},
                       examples=["Jalan berlubang di depan SDN 2 Kedungwaru, Tulungagung"])
     title: str | None = Field(None, max_length=1000)
     # An integer id (a database key) is accepted and kept as its decimal string; the schema says so.
@@ -58,18 +138,15 @@ class Complaint(BaseModel):
     def _id_as_str(cls, v):
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
-    @field_validator("text", "title")
+    @field_validator("text")
+    @classmethod
+    def _usable_text(cls, v):
+        return _check_text(v, required=True)
+
+    @field_validator("title", "channel")
     @classmethod
     def _valid_unicode(cls, v):
-        # A lone surrogate (what undecodable bytes become under surrogateescape) cannot be written
-        # as JSON, so the complaint could be validated but never stored or sent on.
-        if v is not None and not v.isascii():
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("text holds characters that are not valid Unicode (lone "
-                                 "surrogates); decode the input as UTF-8 first") from None
-        return v
+        return _check_text(v, required=False)
 
     @field_validator("date", mode="before")
     @classmethod
@@ -108,8 +185,10 @@ class Region(BaseModel):
     name: str
     level: Level
     code: str | None = Field(None, description="Kemendagri code, where known (e.g. '35.04')")
-    province: str | None = None
-    regency: str | None = None
+    province: str | None = Field(None, description="the province the region lies in (its own name "
+                                                   "for a province)")
+    regency: str | None = Field(None, description="the regency/city the region lies in (its own name "
+                                                  "for a regency; null for a province, or where not known)")
     source: Literal["field", "text", "model_default"]
 
 
@@ -121,7 +200,11 @@ class Prediction(BaseModel):
     agency: TaskPrediction | None = None
     jurisdiction: Region | None = Field(None, description="the most specific region found")
     routed_to: str | None = Field(None, description="the concrete office, e.g. 'Dinas Pekerjaan Umum "
-                                                    "Kabupaten Tulungagung' or 'Kelurahan Kertajaya'")
+                                                    "Kabupaten Tulungagung' or 'Kelurahan Kertajaya'; "
+                                                    "null when no office can be named (no place of the "
+                                                    "level the agency serves: review reason "
+                                                    "place_not_found); the agency's name is in "
+                                                    "agency.name")
     needs_review: bool
     review_reasons: list[ReviewReason] = Field(default_factory=list)
     explanation: dict[str, list[str]] = Field(

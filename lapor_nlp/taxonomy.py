@@ -67,11 +67,11 @@ class Taxonomy:
         """Agency types that are ``scope`` or lie under it (``"kemenimipas"`` -> imigrasi,
         pemasyarakatan)."""
         if not isinstance(scope, str):
-            raise InputTypeError(f"a scope is one code (a str), got {type(scope).__name__}")
+            raise InputTypeError(f"a scope is one code (a str), got {type(scope).__name__}", field="scope")
         if self.entry(scope) is None:
             examples = ", ".join(sorted(self.parents)[:4]) or ", ".join(sorted(self.types)[:4])
             raise InputValueError(f"unknown scope {scope!r}: not an agency type or parent of this "
-                                  f"taxonomy" + (f" (e.g. {examples})" if examples else ""))
+                                  f"taxonomy" + (f" (e.g. {examples})" if examples else ""), field="scope")
         return [c for c in self.types if scope in self.lineage(c)]
 
     @cached_property

@@ -38,6 +38,16 @@ def session_cache(tmp_path_factory):
         os.environ["LAPOR_NLP_CACHE"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feedback_db(tmp_path_factory):
+    """``LAPOR_NLP_FEEDBACK_DB`` for this run, so that a service started by a test (and fuzzed by
+    schemathesis) stores corrections there, never in the user's data directory."""
+    path = tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAPOR_NLP_FEEDBACK_DB", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def default_model_first_use(session_cache):
     """``lapor-nlp predict`` on the run's empty cache: the run that builds the default model.

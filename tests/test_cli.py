@@ -84,10 +84,11 @@ def test_default_model_is_built_on_first_use(default_model_first_use, session_ca
 
 def test_predict_answers_every_stdin_line_and_refuses_bytes_that_are_not_utf8(model_dir):
     r = cli("-q", "predict", "--model", str(model_dir), "-", input="lampu jalan mati\n\n   \nair pdam mati\n")
-    assert r.returncode == 0, r.stderr
-    preds = [json.loads(x) for x in r.stdout.splitlines()]
-    assert len(preds) == 4  # one answer per input line: blank lines are flagged, not skipped
-    assert all("text_too_short" in p["review_reasons"] for p in preds[1:3])
+    assert r.returncode == 1 and "2 input line(s) were not complaints" in r.stderr, r.stderr
+    answers = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(answers) == 4  # one answer per input line: a blank line gets an error in its place
+    assert [(a["error"]["code"], a["error"]["line"]) for a in answers[1:3]] == [("LAPOR-E006", 2), ("LAPOR-E006", 3)]
+    assert answers[0]["agency"]["label"] and answers[3]["agency"]["label"]
     r = subprocess.run([sys.executable, "-m", "lapor_nlp", "-q", "preprocess", "--json", "-"], capture_output=True,
                        input=b"jalan rusak\r\nlampu mati\rair pdam\n\n", timeout=600)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 4  # CRLF, bare CR and LF all end a line

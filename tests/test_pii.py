@@ -172,3 +172,70 @@ def test_python_m_schemas_still_prints_the_schemas():
 
     r = subprocess.run([sys.executable, "-m", "lapor_nlp.schemas"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and set(json.loads(r.stdout)) == {"Complaint", "Prediction"}
+
+
+# -- names and home addresses (mask_pii(text, people=True)) --------------------------------------------
+# (text, what the masked text must be): each cue of the issue, and the words around it kept.
+PEOPLE_MASKED = [
+    ("Nama : Slamet Budiono, alamat KTP : Jl. Jojoran baru No.16",
+     "Nama : [NAMA], alamat KTP : [ALAMAT]"),
+    ("nama saya budi santoso mau tanya", "nama saya [NAMA] mau tanya"),       # lower case after a strong cue
+    ("nama anak saya Siti Aminah umur 5", "nama anak saya [NAMA] umur 5"),
+    ("a.n. Budi Hartono. Terima kasih", "a.n. [NAMA]. Terima kasih"),
+    ("rekening atas nama BILAL SATRIA ke NIK", "rekening atas nama [NAMA] ke NIK"),
+    ("Bapak Budi S. Hartono datang", "Bapak [NAMA] datang"),                 # an initial inside the name
+    ("mohon Bu Ratna dibantu", "mohon Bu [NAMA] dibantu"),
+    ("Sdr. Andi Wijaya tidak hadir", "Sdr. [NAMA] tidak hadir"),
+    ("alamat saya di Kupang Jaya 2 no 14 Surabaya, mohon dibantu", "alamat saya di [ALAMAT], mohon dibantu"),
+    ("rumah di Jl. Mawar 3 No. 16 kebanjiran", "rumah di [ALAMAT] kebanjiran"),
+    ("depan jl. pucang sawit no 12 banjir", "depan [ALAMAT] banjir"),         # a lower-case street name
+    ("RT 03 RW 05 no 11 banjir", "[ALAMAT] banjir"),
+    ("Nama: Slamet\\nAlamat: Jl. Kenanga No. 5\\nNIK 3578010101900001",      # escaped line breaks
+     "Nama: [NAMA]\\nAlamat: [ALAMAT]\\nNIK [NIK]"),
+]
+# No cue, or a cue followed by an office, a title or a common word: nothing is masked.
+PEOPLE_UNTOUCHED = [
+    "jalan rusak di ketintang",
+    "Jl. Raya Darmo macet setiap pagi",     # a street without a house number is a public place
+    "Bapak Walikota yth, mohon ditindak",
+    "Ibu Kota baru",
+    "pak RT tidak peduli",
+    "atas nama warga kami kecewa",
+    "menjaga nama baik kota",
+    "nama jalan itu apa",
+    "alamat agar sesuai dgn nama di KTP",
+    "Ibu Kepala Dinas sudah datang",
+]
+
+
+@pytest.mark.parametrize("text, expected", PEOPLE_MASKED)
+def test_people_masks_names_and_home_addresses_after_a_cue(text, expected):
+    assert mask_pii(text, people=True) == expected
+
+
+@pytest.mark.parametrize("text", PEOPLE_UNTOUCHED)
+def test_people_leaves_offices_titles_and_public_places(text):
+    assert mask_pii(text, people=True) == text
+
+
+def test_routing_pipeline_keeps_the_words_of_an_address(preprocessor):
+    # The gazetteer reads the street and kelurahan words: the Preprocessor masks numbers only.
+    tokens = preprocessor.tokens("Nama : Slamet Budiono, alamat : Jl. Ketintang Baru No. 16")
+    assert "ketintang" in tokens
+    assert "[NAMA]" not in tokens and "[ALAMAT]" not in tokens
+
+
+@pytest.mark.shared_data
+def test_people_masking_on_real_texts_masks_the_cued_names(surabaya_rows):
+    # A structured form ("Nama : X") is the commonest way a name enters a complaint: after masking,
+    # no "Nama :" is followed by a capitalised word that is not a title or a common word.
+    from lapor_nlp.text.pii import _NOT_NAME, _known_word
+
+    form = re.compile(r"\bNama\s*:\s*([A-Z][A-Za-z]+)")
+    left = []
+    for row in surabaya_rows:
+        for m in form.finditer(mask_pii(row["text"], people=True)):
+            word = m.group(1).lower()
+            if word not in _NOT_NAME and not _known_word(word):
+                left.append(row["id"])  # the row id only, never the text
+    assert not left, f"names left after 'Nama :' in rows {left[:10]}"

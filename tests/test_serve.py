@@ -178,8 +178,10 @@ def test_model_info(client, router):
     assert "files" not in info
 
 
-def test_health_and_readiness(client):
-    assert client.get("/healthz").json() == {"status": "ok", "model": None, "version": None}
+def test_health_and_readiness(client, router):
+    # /healthz names the loaded model (it said model: null after loading, issue 18)
+    assert client.get("/healthz").json() == {"status": "ok", "model": router.name,
+                                             "version": router.version}
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["status"] == "ready"
 
@@ -220,8 +222,6 @@ def test_wrong_type_names_the_field(client):
     assert "text" in err["message"]
     assert_error(client.post("/v1/predict", json={"text": "x", "location": {"regency": 5}}), 422,
                  "invalid_request", "location.regency")
-    assert_error(client.post("/v1/predict/batch", json={"items": [{"text": "a"}, {"text": None}]}),
-                 422, "invalid_request", "items.1.text")
     assert_error(client.post("/v1/predict/batch", json={"items": {"text": "a"}}), 422, None, "items")
 
 
@@ -236,6 +236,57 @@ def test_missing_text_and_unknown_fields(client):
     assert_error(client.post("/v1/mask-pii", json={"text": ["a"]}), 422, "invalid_request", "text")
 
 
+def test_mask_pii_refuses_a_lone_surrogate_as_predict_does(client):
+    # was a 500 (PydanticSerializationError) while /v1/predict answered 422 (issue 18)
+    body = b'{"text": "0812 3456 7890 \\ud800"}'
+    for path in ("/v1/mask-pii", "/v1/predict"):
+        err = assert_error(post_raw(client, path, body), 422, "invalid_request", "text")
+        assert "surrogate" in err["message"]
+    assert client.post("/v1/mask-pii", json={"text": "0812 3456 7890"}).json() == {"text": "[TELEPON]"}
+
+
+@pytest.mark.parametrize("depth", [990, 100_000])
+def test_deeply_nested_json_is_not_called_invalid_utf8(client, depth):
+    # valid JSON ~990 levels deep was answered 400 "not valid UTF-8 JSON" (issue 18): too deep to
+    # parse is json_too_deep; shallow enough to parse is a schema error (text is not a string)
+    body = ('{"text": ' + "[" * depth + "]" * depth + "}").encode()
+    r = post_raw(client, "/v1/predict", body)
+    err = r.json()["error"]
+    assert "UTF-8" not in err["message"]
+    if r.status_code == 400:
+        assert err["code"] == "json_too_deep", err
+    else:
+        assert_error(r, 422, "invalid_request", "text")
+    if depth > 10_000:
+        assert_error(r, 400, "json_too_deep")
+
+
+def test_batch_answers_each_item(client):
+    """One bad item no longer fails the batch (issue 18): each gets its Prediction or its error,
+    at its position, with the library's code and the field."""
+    long_text = "jalan rusak " * 1700
+    items = [{"text": OBVIOUS, "id": "ok-1"}, {"text": "", "id": "empty"}, {"text": None},
+             "just a string", {"text": "jalan rusak", "txet": 1, "id": 5},
+             {"text": long_text, "id": "long"}, {"text": "Guru honorer belum digaji", "id": "ok-2"}]
+    r = client.post("/v1/predict/batch", json={"items": items})
+    assert r.status_code == 200, r.text
+    out = r.json()["items"]
+    assert len(out) == len(items)
+    assert out[0]["id"] == "ok-1" and out[0]["routed_to"] == "Dinas Perhubungan Kota Malang"
+    assert out[6]["id"] == "ok-2" and out[6]["agency"]["label"]
+    errors = {i: out[i]["error"] for i in range(1, 6)}
+    assert all(e["index"] == i for i, e in errors.items())
+    assert errors[1]["code"].startswith("LAPOR-E") and errors[1]["field"] == "items.1.text"
+    assert errors[2]["code"].startswith("LAPOR-E") and errors[2]["field"] == "items.2.text"
+    assert errors[3]["code"] == "invalid_request" and errors[3]["field"] == "items.3"
+    assert errors[4]["field"] == "items.4.txet" and out[4]["id"] == "5"
+    assert errors[5]["code"] == "text_too_long" and out[5]["id"] == "long"
+    assert errors[1]["code"] != errors[4]["code"]  # distinct causes, distinct codes
+    assert r.headers["x-item-errors"] == "5"
+    # the good items are routed exactly as alone
+    assert out[6]["agency"] == client.post("/v1/predict", json=items[6]).json()["agency"]
+
+
 def test_batch_over_the_limit(client):
     items = [{"text": f"jalan rusak nomor {i}"} for i in range(MAX_BATCH + 1)]
     err = assert_error(client.post("/v1/predict/batch", json={"items": items}), 422,
@@ -248,8 +299,10 @@ def test_text_over_the_limit_is_refused_not_truncated(client):
     err = assert_error(client.post("/v1/predict", json={"text": long_text}), 422, "text_too_long",
                        "text")
     assert "20000" in err["message"]
-    assert_error(client.post("/v1/predict/batch", json={"items": [{"text": "a"}, {"text": long_text}]}),
-                 422, "text_too_long", "items.1.text")
+    batch = client.post("/v1/predict/batch", json={"items": [{"text": "a"}, {"text": long_text}]})
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["items"][1]["error"]["code"] == "text_too_long"
+    assert batch.json()["items"][1]["error"]["field"] == "items.1.text"
     assert_error(client.post("/v1/mask-pii", json={"text": long_text}), 422, "text_too_long", "text")
     ok = client.post("/v1/predict", json={"text": long_text[:20_000]})
     assert ok.status_code == 200 and ok.json()["truncated"] is False
@@ -412,9 +465,22 @@ def test_api_key_with_two_workers(model_dir, tmp_path):
     assert rc == 0, srv.log()
 
 
+def test_only_the_three_loopback_names_serve_without_a_key():
+    from lapor_nlp.serve.settings import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "::1", "[::1]", "localhost", "LOCALHOST"]))
+    assert not any(map(is_loopback, ["127.0.0.2", "127.1.2.3", "::ffff:127.0.0.1", "0.0.0.0",
+                                     "::", "example.com"]))
+    from lapor_nlp.cli import serve as serve_cli
+
+    assert "127.0.0.1, ::1 and localhost" in " ".join(serve_cli.__doc__.split()) or \
+        "127.0.0.1, ::1, localhost" in serve_cli.__doc__
+
+
 def test_non_loopback_without_a_key_refuses_to_start(model_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "LAPOR_NLP_API_KEY"}
-    for host in ("0.0.0.0", "::", "192.0.2.10"):
+    # 127.0.0.2 too: only 127.0.0.1, ::1 and localhost count as loopback, as --help says
+    for host in ("0.0.0.0", "::", "192.0.2.10", "127.0.0.2"):
         # refused before anything is bound: no socket is ever opened on these addresses
         r = subprocess.run([sys.executable, "-m", "lapor_nlp", "serve", "--model", str(model_dir),
                             "--host", host, "--port", str(free_port())],

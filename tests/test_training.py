@@ -83,18 +83,25 @@ def test_each_bad_row_kind_is_reported_with_its_line(tmp_path):
         fh.write(b'5,air \xff\xfe mati,energi,pdam\n')                                     # 7: bad bytes
         fh.write(b'6,too,many,fields,here\n')                                              # 8: malformed
         fh.write(b'7,"lampu jalan mati",perhubungan,dishub\n')                              # 9: good
+        fh.write(b'8,"got nothing to say",,\n')                                          # 10: no label
     with pytest.raises(DataValidationError) as info:
         load_labelled(path, Columns(id="id"))
-    assert "6 of 8 rows are unusable" in str(info.value)
+    assert "5 of 9 rows are unusable" in str(info.value)
     problems = {p.line: p.reason for p in info.value.problems}
     assert problems == {
-        3: "no text", 4: "missing topic label", 5: "missing agency label",
-        6: "duplicate id '1'", 7: "undecodable bytes (not UTF-8)",
-        8: "malformed CSV: 5 fields, header has 4",
+        3: "no text", 6: "duplicate id '1'", 7: "undecodable bytes (not UTF-8)",
+        8: "malformed CSV: 5 fields, header has 4", 10: "missing topic and agency labels",
     }
     examples, report = load_labelled(path, Columns(id="id"), skip_bad=True)
-    assert [e.line for e in examples] == [2, 9]
-    assert report.rows_read == 8 == report.rows_used + report.rows_rejected
+    # a row missing one task's label is kept for the other task, and counted
+    assert [e.line for e in examples] == [2, 4, 5, 9]
+    assert (examples[1].topic, examples[1].agency) == (None, "dinas_pu")
+    assert (examples[2].topic, examples[2].agency) == ("infrastruktur", None)
+    assert report.missing_labels == {"topic": 1, "agency": 1}
+    assert report.rows_read == 9 == report.rows_used + report.rows_rejected
+    # with only one task in use, a row missing that task's label is the problem
+    _, report = load_labelled(path, Columns(id="id", topic=None), skip_bad=True)
+    assert {p.line: p.reason for p in report.problems}[5] == "missing agency label"
 
 
 def test_unknown_home_region_stops_training_before_any_work(small_csv, tmp_path):
@@ -327,7 +334,8 @@ def test_retraining_into_a_model_directory_leaves_no_old_report(tiny_csv, tmp_pa
     train(tiny_csv, out, columns=Columns(id="id", date="date"), split_date="2030-01-01", quiet=True)
     files = set(verify(out)["files"])
     assert not (out / "metrics.json").exists() and not any(out.glob("*.png"))
-    assert files == {"model.json", "model.npz", "stem_cache.json", "routing.json", "data_report.json"}
+    assert files == {"model.json", "model.npz", "stem_cache.json", "routing.json", "data_report.json",
+                     "MODEL_CARD.md"}
     assert (out / "NOTES.txt").exists()  # not the model's: neither removed nor hashed
     # a 0.3.0 manifest listed every file in the directory, the user's too: those stay
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..columns import Columns, reason_kind
 from ..io import ERROR, LINE, RAW
 from .formats import OutputFormat, RejectsFormat
-from .inputs import Header, KeysPerRow
+from .inputs import CsvBlock, Header, KeysPerRow
 from .rows import predict_items, prediction_names, prediction_values, row_item
 from .workdir import PartFiles
 
@@ -31,12 +31,17 @@ class ChunkSpec:
     router_options: dict = field(default_factory=dict)  # Router.load options (home_region)
 
 
-def run_chunk(router, spec: ChunkSpec, index: int, rows: list[dict]) -> tuple[dict, bytes | None, bytes | None]:
-    """Classify one chunk and format its output and rejects parts.
+def run_chunk(router, spec: ChunkSpec, index: int, rows) -> tuple[dict, bytes | None, bytes | None]:
+    """Classify one chunk (a list of rows, or a :class:`~lapor_nlp.batch.inputs.CsvBlock` read
+    here) and format its output and rejects parts.
 
     With ``spec.parts`` set the parts are written there (returns ``(meta, None, None)``);
     otherwise their bytes are returned for the caller to write."""
     n = len(rows)
+    table = block = None  # the chunk's Arrow table, when Arrow read it (a CSV block, LAPOR_NLP_ARROW=1)
+    if isinstance(rows, CsvBlock):
+        block = rows
+        rows, table = block.read()
     pred_set = set(prediction_names(spec.prefix))
     keys_per_row = spec.layout.keys_per_row
     keep, items, rejects = [], [], []
@@ -49,7 +54,7 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows: list[dict]) -> tuple[di
             clash = ", ".join(sorted(pred_set.intersection(row)))
             rejects.append((line, f"column(s) {clash} clash with prediction columns", row))
             continue
-        item, reason = row_item(row, spec.columns)
+        item, reason = row_item(row, spec.columns, utf8=table is not None)
         if reason:
             rejects.append((line, reason, row))
         else:
@@ -70,6 +75,12 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows: list[dict]) -> tuple[di
         if vals[2] is not None:
             agencies[vals[2]] += 1
         review += vals[5]
+    if table is not None and rejects and not block.lines_known:
+        # the rows of an Arrow-read block carry their index in it until a line number is needed
+        lines = block.first_lines(table)
+        if lines is None:  # blank lines among multi-line records: the row reader numbers them
+            return run_chunk(router, spec, index, block.rows())
+        rejects = [(lines[i], reason, row) for i, reason, row in rejects]
     rejects.sort(key=lambda r: r[0])
 
     meta = {"index": index, "rows": n, "written": len(out_rows), "rejected": len(rejects),

@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +66,59 @@ def reject_header(columns) -> tuple[list[str], str]:
     return names[:-1], names[-1]
 
 
-def _csv_part(header: list[str], body: list[list]) -> tuple[str, int]:
+def _csv_part(header: list[str], body: list[list], text_cells: bool = False) -> tuple[str, int]:
+    """The CSV text of ``header`` and ``body`` and the header's length in bytes. ``text_cells``:
+    every cell is a ``str`` (then :func:`csv_text` writes the body)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    hlen = len(buf.getvalue().encode("utf-8", "surrogateescape"))
+    head = buf.getvalue()
+    hlen = len(head.encode("utf-8", "surrogateescape"))
+    if text_cells:
+        return head + csv_text(body), hlen
     w.writerows(body)
     return buf.getvalue(), hlen
+
+
+@lru_cache(maxsize=1)
+def _quoting() -> str | None:
+    """The characters that make ``csv.writer(lineterminator="\\n")`` (QUOTE_MINIMAL) quote a
+    field, asked of the running Python's ``csv`` itself; None when :func:`csv_text` does not give
+    its bytes on a sample of awkward cells (then ``csv.writer`` is used)."""
+    chars = ""
+    for ch in ',"\n\r\t ;|\\\x00\x0b\x0c\u2028\'':
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow([f"a{ch}b", "z"])
+        if buf.getvalue().startswith('"'):
+            chars += ch
+    sample = [["", "a", 'say "hi"', "x,y", "a\nb", "a\r\nb", "\rz", " lead", "trail ", "é", "\t", '"', "\udcff"],
+              [""], ["", ""], ['""', ",", "\n"]]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(sample)
+    return chars if chars and _lines(sample, chars) == buf.getvalue() else None
+
+
+def _lines(rows, chars: str) -> str:
+    if chars == ',"\n':  # CPython's: three `in` tests are faster than a regex search
+        lines = [",".join([('"' + v.replace('"', '""') + '"') if ('"' in v or "," in v or "\n" in v) else v
+                           for v in row]) for row in rows]
+    else:
+        search = re.compile("[" + re.escape(chars) + "]").search
+        lines = [",".join([('"' + v.replace('"', '""') + '"') if search(v) else v for v in row])
+                 for row in rows]
+    # csv.writer writes a row of one empty field as "" (an empty line would be no row)
+    return "".join([(line if line or len(row) != 1 else '""') + "\n" for line, row in zip(lines, rows)])
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    """``csv.writer(lineterminator="\\n").writerows(rows)`` for cells that are all ``str``, the
+    same text about 3x faster (joins instead of the writer's character-by-character copy)."""
+    chars = _quoting()
+    if chars is None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        return buf.getvalue()
+    return _lines(rows, chars)
 
 
 def _concat(dest: Path, paths: list[Path]) -> None:
@@ -150,7 +198,7 @@ class CsvOutput(OutputFormat):
             body = [[r[c] for c in columns] + _pred_cells(p) for r, p in zip(rows, preds)]
         else:
             body = [[cell(r.get(c)) for c in columns] + _pred_cells(p) for r, p in zip(rows, preds)]
-        text, hbytes = _csv_part(columns + self.pred_names, body)
+        text, hbytes = _csv_part(columns + self.pred_names, body, text_cells=True)
         return text.encode("utf-8", "surrogateescape"), {"header_bytes": hbytes}
 
     def join(self, dest: Path, parts: list[tuple[Path, dict]], columns: list[str]) -> None:

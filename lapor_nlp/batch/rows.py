@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..columns import Columns, cell_value
-from ..errors import BatchInputError, InputTypeError, InputValueError
+from ..errors import BatchInputError, EmptyTextError, LaporError, UndecodableTextError
 from ..io import UNDECODABLE, undecodable
 
 #: The prediction columns in output order, each with its kind ("str", "float" or "bool"): the
@@ -79,10 +79,11 @@ def value_undecodable(value) -> bool:
     return False
 
 
-def row_item(row: dict, columns: Columns):
+def row_item(row: dict, columns: Columns, *, utf8: bool = False):
     """The router input for one row: ``(item, None)``, or ``(None, reason)`` when the row cannot
-    be classified. A text-only row gives a plain ``str`` (the router's fast path)."""
-    if row_undecodable(row):
+    be classified. A text-only row gives a plain ``str`` (the router's fast path). ``utf8``: every
+    value is text already checked to be UTF-8 (a chunk Arrow read), so it is not checked again."""
+    if not utf8 and row_undecodable(row):
         return None, UNDECODABLE
     text = cell_value(row, columns.text)
     if text is None:
@@ -103,38 +104,22 @@ def row_item(row: dict, columns: Columns):
     return item, None
 
 
-def _invalid_reason(item) -> str | None:
-    from pydantic import ValidationError
-
-    from ..schemas import Complaint
-
-    if isinstance(item, str):
-        return None
-    try:
-        Complaint.model_validate(item)
-    except ValidationError as exc:
-        errs = exc.errors(include_url=False, include_input=False)
-        return "invalid complaint: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errs[:3])
-    return None
-
-
 def predict_items(router, items: list) -> list[dict | str]:
     """``router.predict_records`` for many items; an item the router refuses gives its reason (a
-    ``str``) in its place instead of failing the whole chunk."""
+    ``str``) in its place instead of failing the whole chunk (the router's ``on_error="return"``),
+    in the same words as a row refused before the router."""
     if not items:
         return []
-    try:
-        return router.predict_records(items)
-    except (InputTypeError, InputValueError):
-        pass
-    reasons = [_invalid_reason(x) for x in items]
-    good = [x for x, r in zip(items, reasons) if r is None]
-    try:
-        preds = iter(router.predict_records(good))
-    except (InputTypeError, InputValueError) as exc:  # pragma: no cover - not expected
-        return [f"refused by the router: {exc.message[:200]}"] * len(items)
-    return [next(preds) if r is None else r for r in reasons]
+    return [r if type(r) is dict else _reject_reason(r)
+            for r in router.predict_records(items, on_error="return")]
+
+
+def _reject_reason(exc: LaporError) -> str:
+    if isinstance(exc, EmptyTextError):
+        return NO_TEXT
+    if isinstance(exc, UndecodableTextError):
+        return UNDECODABLE
+    return exc.message[:300]
 
 
 def prediction_values(rec: dict) -> tuple:

@@ -18,6 +18,7 @@ this machine, :mod:`.dask` on a cluster).
 from __future__ import annotations
 
 import collections
+import errno
 import shutil
 import sys
 import time
@@ -25,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..columns import Columns
-from ..errors import BatchCheckError, BatchInputError
-from ..io import detect_format, require_file
+from ..errors import BatchCheckError, BatchInputError, BatchWriteError, LaporError
+from ..io import detect_format, refuse_wide_text, require_file
 from .chunk import ChunkSpec
 from .dask import DaskExecutor
 from .executors import LocalExecutor
@@ -34,7 +35,12 @@ from .formats import OutputFormat, RejectsFormat, output_format, rejects_format
 from .inputs import InputFile
 from .rows import choose_prefix, default_columns
 from .summary import Summary
-from .workdir import PartFiles, assemble, check_output_paths, job_manifest, open_workdir, output_paths
+from .workdir import (
+    PartFiles, assemble, check_output_paths, finished_chunks, job_manifest, open_workdir, output_paths,
+)
+
+#: Without a terminal on stderr (cron, a CI log, a pipe), the progress is a log line this often.
+LOG_EVERY_S = 30.0
 
 
 def classify_file(
@@ -55,6 +61,8 @@ def classify_file(
     log=None,
     home_region: str | None = None,
     scope: str | None = None,
+    model_sha256: str | None = None,
+    review_queue: str | Path | None = None,
 ) -> Summary:
     """Classify every row of ``input`` into ``output`` (see :mod:`lapor_nlp.batch`).
 
@@ -78,7 +86,8 @@ def classify_file(
         put before the prediction columns' names; default ``""``, or ``"pred_"`` when the input
         already has a column named like one of them.
     progress:
-        a progress bar on stderr (only when stderr is a terminal).
+        a progress bar on stderr when it is a terminal; otherwise a line through ``log`` every
+        :data:`LOG_EVERY_S` seconds (rows done of the total, rows per second, time left).
     home_region:
         the regency/city the backlog's portal serves ("Kota Surabaya"), for complaints that name
         no place (:class:`~lapor_nlp.router.Router`); default: the model's.
@@ -91,6 +100,15 @@ def classify_file(
         every worker (None: each worker builds/uses the default model).
     log:
         a callable for one-line messages (default: stderr when ``progress``).
+    model_sha256:
+        pin the model: the sha256 of its ``manifest.json`` (:meth:`lapor_nlp.Router.load`'s
+        ``sha256``); checked here and by every worker that loads it.
+    review_queue:
+        also write the rows that need review here, most useful to label first, with their
+        alternatives (:mod:`lapor_nlp.batch.review_queue`; CSV, or JSON lines for ``.jsonl``).
+
+    A full disk (any error writing the parts or the output) ends the run with
+    :class:`~lapor_nlp.errors.BatchWriteError`; the finished chunks are kept for ``resume``.
     """
     t0 = time.perf_counter()
     if log is None:
@@ -103,6 +121,13 @@ def classify_file(
                     prefix=prefix, log=log)
     model_key, model_version = executor.resolve_model(model_dir, quiet=not progress)
     router_options = {k: v for k, v in (("home_region", home_region), ("scope", scope)) if v}
+    load_options = dict(router_options)  # the pin is not part of the job: model_version is
+    if model_sha256:
+        if Path(model_key).is_dir():  # a cluster's model may not be readable here
+            from ..artifact import verify
+
+            verify(model_key, sha256=model_sha256)
+        load_options["sha256"] = model_sha256
     if home_region:
         from ..jurisdiction import require_regency
 
@@ -111,10 +136,32 @@ def classify_file(
         from ..router import check_scope
 
         check_scope(model_key, scope)  # an unknown scope fails here, not in every worker
-    summary = job.run(executor, model_key, model_version, router_options, resume=resume,
-                      progress=progress, log=log)
+    try:
+        summary = job.run(executor, model_key, model_version, router_options, load_options,
+                          resume=resume, progress=progress, log=log)
+    except LaporError:
+        raise
+    except OSError as exc:  # a full disk, a quota, a read-only file system: one clear line
+        raise _write_error(exc, job.parts.dir) from None
+    if review_queue is not None:
+        from .review_queue import queue_for_run
+
+        queue_for_run(review_queue, job, model_key, load_options, log)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _write_error(exc: OSError, parts_dir: Path) -> BatchWriteError:
+    what = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
+    n = finished_chunks(parts_dir)
+    if n:
+        then = (f"the {n} finished chunk(s) are kept in {parts_dir}: {fix}, then run the same "
+                "command with --resume (resume=True)")
+    else:
+        then = f"no chunk had finished, so nothing is kept: {fix}, then run the same command again"
+    return BatchWriteError(f"the run stopped: {what}{where}; {then}")
 
 
 def _to_stderr(msg: str) -> None:
@@ -146,6 +193,8 @@ class _Job:
         in_path, out_path = Path(input), Path(output)
         require_file(in_path)
         in_fmt = detect_format(in_path, fmt)
+        if in_fmt != "parquet":
+            refuse_wide_text(in_path)  # UTF-16 rows would be classified as NUL-filled garbage
         out_fmt = detect_format(out_path, out_fmt, default=in_fmt)
         if chunk_size < 1:
             raise BatchInputError("chunk_size must be at least 1")
@@ -177,10 +226,10 @@ class _Job:
             "out_fmt": self.output.name, "prefix": self.prefix, "model_version": model_version,
             **({"router_options": router_options} if router_options else {})})
 
-    def run(self, executor, model_key: str | None, model_version: str | None, router_options: dict, *,
-            resume: bool, progress: bool, log) -> Summary:
+    def run(self, executor, model_key: str | None, model_version: str | None, router_options: dict,
+            load_options: dict, *, resume: bool, progress: bool, log) -> Summary:
         spec = ChunkSpec(columns=self.columns, output=self.output, rejects=self.rejects, prefix=self.prefix,
-                         layout=self.source.layout, router_options=router_options)
+                         layout=self.source.layout, router_options=load_options)
         parts = self.parts
         lock, done = open_workdir(parts, self.manifest(model_version, router_options), resume, log)
         summary = Summary(input=str(self.source.path), output=str(self.out_path), rejects=str(self.rej_path),
@@ -196,6 +245,8 @@ class _Job:
 
                 tally.bar = tqdm(total=self.source.estimate_rows(), unit=" rows", unit_scale=True,
                                  file=sys.stderr, dynamic_ncols=True, smoothing=0.1, desc="classify")
+            elif progress:
+                tally.report = _ProgressLog(self.source.estimate_rows(), log)
 
             def collect(item) -> None:
                 index, n, fut = item
@@ -211,7 +262,7 @@ class _Job:
                 summary.chunks += 1
                 if index in done:
                     summary.chunks_resumed += 1
-                    tally.add(done.pop(index), n)
+                    tally.add(done.pop(index), n, resumed=True)
                     continue
                 pending.append((index, n, running.submit(index, rows)))
                 del rows
@@ -257,8 +308,9 @@ class _Tally:
         self.reasons: collections.Counter = collections.Counter()
         self.versions: set = set()
         self.bar = None
+        self.report: _ProgressLog | None = None
 
-    def add(self, meta: dict, n: int) -> None:
+    def add(self, meta: dict, n: int, resumed: bool = False) -> None:
         s, parts = self.summary, self.parts_dir
         if meta["rows"] != n or meta["written"] + meta["rejected"] != n:
             raise BatchCheckError(
@@ -277,6 +329,8 @@ class _Tally:
                     f"remove {parts} and run again")
         if self.bar is not None:
             self.bar.update(n)
+        if self.report is not None:
+            self.report.update(n, resumed)
 
     def finish(self) -> None:
         self.summary.agencies = dict(self.agencies)
@@ -290,3 +344,36 @@ class _Tally:
                 self.bar.total = self.bar.n
                 self.bar.refresh()
             self.bar.close()
+
+
+class _ProgressLog:
+    """The progress bar's figures as a log line every :data:`LOG_EVERY_S` seconds, for a run
+    whose stderr is not a terminal (cron mails, CI logs): rows done of the total, the rate of
+    this run's own rows (chunks resumed from an earlier run cost nothing), the time left."""
+
+    def __init__(self, total: int | None, log, clock=time.monotonic):
+        self.total, self.log, self.clock = total, log, clock
+        self.start = self.last = clock()
+        self.done = self.fresh = 0
+
+    def update(self, n: int, resumed: bool = False) -> None:
+        self.done += n
+        self.fresh += 0 if resumed else n
+        now = self.clock()
+        if now - self.last >= LOG_EVERY_S:
+            self.last = now
+            self.log(self.line(now))
+
+    def line(self, now: float) -> str:
+        rate = self.fresh / max(now - self.start, 1e-9)
+        if self.total:
+            left = max(self.total - self.done, 0)
+            eta = f", about {_duration(left / rate)} left" if rate > 0 else ""
+            return (f"classify: {self.done:,} of ~{self.total:,} rows "
+                    f"({100 * min(self.done / self.total, 1):.0f}%), {rate:,.0f} rows/s{eta}")
+        return f"classify: {self.done:,} rows, {rate:,.0f} rows/s"
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

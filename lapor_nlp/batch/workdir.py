@@ -5,7 +5,10 @@ that marks the chunk done, each to a temporary name renamed into place, so that 
 whole or absent after a crash. ``manifest.json`` records the input's identity and the options, so
 that a resumed run continues the same job and refuses a different one; a lock keeps a second run
 out while one is writing. Only when every chunk is done are the parts joined, into temporary files
-renamed to their final names: a partial OUTPUT never exists under its final name.
+renamed to their final names: a partial OUTPUT never exists under its final name. Every temporary
+file lives in the work directory (which is on OUTPUT's file system, so the renames stay atomic):
+one left by a kill, during a chunk or during the final join, is removed by ``--resume`` and, with
+the directory, at the end of the run.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +55,21 @@ def check_output_paths(in_path: Path, out_path: Path, rej_path: Path, parts: Pat
 
 def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, say: no half-written part left behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def finished_chunks(parts_dir: Path) -> int:
+    """How many chunks a work directory holds finished (0 when it does not exist)."""
+    try:
+        return sum(1 for _ in Path(parts_dir).glob("part-*.meta.json"))
+    except OSError:
+        return 0
 
 
 @dataclass
@@ -164,7 +180,12 @@ def open_workdir(parts: PartFiles, job: dict, resume: bool, log) -> tuple[Lock, 
     except OSError as exc:
         raise BatchInputError(f"cannot create the work directory {path}: {exc.strerror}") from None
     lock = Lock(path)
-    (path / "manifest.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
+    try:
+        atomic_write(path / "manifest.json", json.dumps(job, indent=1).encode("utf-8"))
+    except BaseException:  # a full disk already: no half-made work directory to block the next run
+        lock.release()
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return lock, {}
 
 
@@ -209,8 +230,10 @@ def assemble(parts: PartFiles, n_chunks: int, output, rejects, layout, out_path:
     cols = layout.joined([m["columns"] for m in metas])
     rcols = layout.joined([m["reject_columns"] for m in metas])
 
-    rtmp = rej_path.with_name(f".{rej_path.name}.{os.getpid()}.tmp")
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    # In the work directory, not beside OUTPUT: a kill here leaves them where --resume (and the
+    # end of the run) removes them.
+    rtmp = parts.dir / f".{rej_path.name}.{os.getpid()}.tmp"
+    tmp = parts.dir / f".{out_path.name}.{os.getpid()}.tmp"
     try:
         rejects.join(rtmp, [(parts.dir / f[1], m) for f, m in zip(files, metas)], rcols)
         output.join(tmp, [(parts.dir / f[0], m) for f, m in zip(files, metas)], cols)

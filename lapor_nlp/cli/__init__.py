@@ -13,7 +13,7 @@ import sys
 from .._version import __version__
 from ..errors import LaporError
 
-VERBS = ("predict", "preprocess", "train", "evaluate", "classify", "serve", "schemas")
+VERBS = ("predict", "preprocess", "train", "evaluate", "compare", "audit", "feedback", "classify", "serve", "schemas")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.captureWarnings(True)
     try:
         return int(args.run(args) or 0)
-    except LaporError as exc:
-        print(f"lapor-nlp: error: {exc}", file=sys.stderr)
+    except LaporError as exc:  # no traceback: the code and the message say it all (one line, but
+        print(f"lapor-nlp: error: {exc}", file=sys.stderr)  # a data check's list of bad rows)
         return 1
     except KeyboardInterrupt:
         print("lapor-nlp: interrupted", file=sys.stderr)

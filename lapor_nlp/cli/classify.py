@@ -1,6 +1,8 @@
 """Re-classify a backlog: read INPUT (CSV, JSON Lines or Parquet) and write OUTPUT with every input
 column plus topic, topic_score, agency, agency_score, routed_to, needs_review, review_reasons and
-model_version, rows in input order. Memory stays bounded whatever the input size.
+model_version, rows in input order. Memory stays bounded whatever the input size. Location columns
+are found by name (district, subdistrict, kecamatan, kelurahan/desa, alamat, ...) unless an option
+names them; the mapping used is said on stderr.
 
 Rows that cannot be classified (no text, undecodable bytes, a malformed line) go to a rejects
 file beside OUTPUT (out.csv -> out.rejects.csv; .jsonl for JSON Lines or Parquet output) with
@@ -19,8 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from ._columns import add_column_arguments, columns_from_args
+from ._columns import add_column_arguments, columns_from_args, named_location_fields
 
 HELP = "classify a whole file (CSV/JSONL/Parquet) into a copy with prediction columns"
 
@@ -30,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True,
                    help="file to write (format from its name, else the input's)")
     p.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    p.add_argument("--model-sha256", default=None, metavar="HEX",
+                   help="refuse any model but this one: the sha256 of its manifest.json "
+                        "(sha256sum MODEL/manifest.json), which lists every other file's sha256")
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="worker processes, each loading the model once (default: all cores)")
     p.add_argument("--chunk-size", type=int, default=5000,
@@ -49,7 +55,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "taxonomy code (e.g. kemenimipas); others get review reason outside_scope")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
                    help="run the chunks on this Dask scheduler instead of local processes")
-    add_column_arguments(p, labels=False)
+    p.add_argument("--review-queue", default=None, metavar="FILE",
+                   help="also write the rows that need review, smallest margin between the two "
+                        "likeliest agencies first, with their alternatives (CSV, or .jsonl)")
+    add_column_arguments(p, labels=False, auto_location=True)
+
+
+def _columns(args: argparse.Namespace):
+    """The columns the options name, with the location columns they leave out found in the
+    input by name (``district``, ``kecamatan``, ...); the location mapping is said on stderr, so
+    that a backlog read without its places does not go unnoticed."""
+    from ..batch.inputs import InputFile
+    from ..columns import location_from_names
+    from ..errors import LaporError
+    from ..io import detect_format
+
+    columns = columns_from_args(args, labels=False)
+    try:
+        source = InputFile.open(Path(args.input), detect_format(args.input, args.format))
+        names = source.known_columns()
+    except (LaporError, OSError, ValueError):  # classify_file says what is wrong with the input
+        return columns
+    named = named_location_fields(args)
+    columns = location_from_names(columns, names, keep=named)
+    if not args.quiet:
+        mapping = ", ".join(f"{'subdistrict' if k == 'village' else k} <- {v!r}"
+                            for k, v in columns.location().items())
+        print(f"lapor-nlp: location columns: {mapping or 'none'} (found by name unless named with "
+              "--district-col, --subdistrict-col, ...; '' for none)", file=sys.stderr)
+    return columns
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,15 +98,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = classify_file(
             args.input, args.output, model_dir=args.model, jobs=args.jobs,
-            chunk_size=args.chunk_size, resume=args.resume, columns=columns_from_args(args, labels=False),
+            chunk_size=args.chunk_size, resume=args.resume, columns=_columns(args),
             fmt=args.format, out_fmt=args.output_format, prefix=args.prefix,
             progress=not args.quiet, scheduler=args.scheduler, home_region=args.home_region,
-            scope=args.scope,
+            scope=args.scope, model_sha256=args.model_sha256, review_queue=args.review_queue,
         )
     except KeyboardInterrupt:
+        from ..batch.workdir import finished_chunks
+
         parts = output_paths(args.output, "csv")[1]
-        print(f"\nlapor-nlp: interrupted. The finished chunks are kept in {parts}; run the same "
-              "command with --resume to finish without redoing them.", file=sys.stderr)
+        n = finished_chunks(parts)  # counted after the run cleaned up: what a --resume will find
+        if n:
+            print(f"\nlapor-nlp: interrupted. {n} finished chunk(s) are kept in {parts}; run the same "
+                  "command with --resume to finish without redoing them.", file=sys.stderr)
+        else:
+            print("\nlapor-nlp: interrupted before any chunk was finished: nothing is kept; run the "
+                  "same command again to start over.", file=sys.stderr)
         return 130
     if not args.quiet:
         print(summary.format(), file=sys.stderr)

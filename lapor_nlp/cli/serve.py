@@ -8,6 +8,14 @@ then required in the X-API-Key header of every request but /healthz and /readyz.
 server only starts on a loopback address (127.0.0.1, ::1, localhost), unless --no-auth says that
 the network in front of it does the access control.
 
+Under load it sheds rather than queues: past --max-concurrency predict, batch and mask-pii
+requests in flight per worker (or --queue-timeout s waiting for the prediction thread, or
+--max-buffered-bytes of bodies in memory) a request gets 503 with Retry-After at once, while
+/healthz, /readyz and /metrics are always answered. Headers must arrive within --header-timeout s
+and a body within --body-timeout s (408); idle keep-alive connections close after
+--keep-alive-timeout s. GET /metrics serves Prometheus metrics (it needs the API key when one is
+set, also accepted as "Authorization: Bearer KEY").
+
 SIGTERM or Ctrl-C stops it gracefully: no new connections, requests in flight finish (10 s at
 most), then exit status 0.
 """
@@ -16,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
@@ -29,6 +36,16 @@ from ..serve import settings
 HELP = "serve predictions over HTTP (FastAPI + uvicorn; pip install 'lapor-nlp[serve]')"
 INSTALL_HINT = "pip install 'lapor-nlp[serve]'"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {value!r}")
+    return x
 
 
 def _positive_int(value: str) -> int:
@@ -45,8 +62,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", default=None,
                    help="model directory made by `lapor-nlp train` (default: the bundled model, "
                         "built on first use)")
+    p.add_argument("--model-sha256", default=None, metavar="HEX",
+                   help="refuse any model but this one: the sha256 of its manifest.json "
+                        "(sha256sum MODEL/manifest.json), which lists every other file's sha256; "
+                        "every worker checks it when it loads the model")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1; any other needs an API key or --no-auth)")
+                   help="address to bind (default 127.0.0.1; any but 127.0.0.1, ::1 and localhost "
+                        "needs an API key or --no-auth)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="worker processes, each with its own copy of the model (default 1)")
@@ -66,6 +88,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scope", default=None, metavar="CODE",
                    help="an institution's own desk: route only among the agency types under this "
                         "taxonomy code (e.g. kemenimipas); others get review reason outside_scope")
+    load = p.add_argument_group("load limits (per worker process)")
+    load.add_argument("--max-concurrency", type=_positive_int, default=settings.MAX_CONCURRENCY,
+                      metavar="N", help="predict, batch and mask-pii requests in flight; one more "
+                                        "gets 503 + Retry-After at once (default %(default)s)")
+    load.add_argument("--queue-timeout", type=_positive_seconds, default=settings.QUEUE_TIMEOUT,
+                      metavar="S", help="seconds an admitted request may wait for the prediction "
+                                        "thread before it gets 503 instead (default %(default)s)")
+    load.add_argument("--max-buffered-bytes", type=_positive_int, default=settings.MAX_BUFFERED_BYTES,
+                      metavar="N", help="request body bytes held in memory, all requests together; "
+                                        "past it, 503 (default %(default)s)")
+    load.add_argument("--header-timeout", type=_positive_seconds, default=settings.HEADER_TIMEOUT,
+                      metavar="S", help="seconds to receive a request's headers, from the "
+                                        "connection opening or the previous response; then the "
+                                        "connection is closed (default %(default)s)")
+    load.add_argument("--body-timeout", type=_positive_seconds, default=settings.BODY_TIMEOUT,
+                      metavar="S", help="seconds to receive a request's whole body; then 408 and "
+                                        "the connection is closed (default %(default)s)")
+    load.add_argument("--health-port", type=int, default=None, metavar="PORT",
+                      help="also answer /healthz and /readyz on this port, from a thread of their "
+                           "own: fast whatever the main port is going through (default: off)")
+    load.add_argument("--keep-alive-timeout", type=_positive_seconds,
+                      default=settings.KEEP_ALIVE_TIMEOUT, metavar="S",
+                      help="seconds an idle keep-alive connection stays open (default %(default)s)")
     p.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto",
                    help="HTTP parser (default auto: httptools when installed, as with "
                         "uvicorn[standard])")
@@ -73,34 +118,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="event loop (default auto: uvloop when installed)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None,
                    help="log level of the request log and the server (default info; warning with -q)")
+    p.add_argument("--log-format", choices=settings.LOG_FORMATS, default="plain",
+                   help="plain text lines, or one JSON object per line (request lines carry "
+                        "request_id, method, route, status, latency_ms); never complaint text "
+                        "(default plain)")
+    p.add_argument("--feedback-db", default=None, metavar="PATH",
+                   help="SQLite database for POST /v1/feedback (default: $LAPOR_NLP_FEEDBACK_DB, "
+                        "else feedback.sqlite3 in the user data directory)")
 
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def log_config(level: str) -> dict:
-    """uvicorn's logging configuration (applied again in every worker process)."""
-    lvl = level.upper()
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
-                                "stream": "ext://sys.stderr"}},
-        "loggers": {
-            "uvicorn": {"handlers": ["stderr"], "level": lvl, "propagate": False},
-            # lapor_nlp.serve writes one line per request (with the request id); uvicorn's own
-            # access log would repeat it without the id.
-            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-            "lapor_nlp": {"handlers": ["stderr"], "level": lvl, "propagate": False},
-        },
-    }
 
 
 @contextlib.contextmanager
@@ -127,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
     level = args.log_level or ("warning" if getattr(args, "quiet", False) else "info")
     key = settings.find_api_key(no_auth=args.no_auth, key_file=args.api_key_file)
-    if key is None and not args.no_auth and not is_loopback(args.host):
+    if key is None and not args.no_auth and not settings.is_loopback(args.host):
         print(f"lapor-nlp: error: refusing to serve on {args.host} without an API key: give "
               f"--api-key-file FILE or set {settings.ENV_API_KEY}, or pass --no-auth if a proxy or "
               "firewall in front of it does the access control", file=sys.stderr)
@@ -143,7 +168,11 @@ def run(args: argparse.Namespace) -> int:
         model_dir = str(ensure_default_model(quiet=getattr(args, "quiet", False)))
     else:
         model_dir = args.model
-    verify(model_dir)  # a missing, tampered or incompatible model: exit 1 before any worker starts
+    verify(model_dir, sha256=args.model_sha256)  # missing, tampered, not the pinned one: exit 1 now
+    if args.model_sha256:  # the workers load the model again: each checks the pin (MODEL_SHA256_ENV)
+        from ..serve.loading import MODEL_SHA256_ENV
+
+        os.environ[MODEL_SHA256_ENV] = args.model_sha256
     if args.home_region:
         from ..jurisdiction import require_regency
 
@@ -153,16 +182,31 @@ def run(args: argparse.Namespace) -> int:
 
         check_scope(model_dir, args.scope)  # an unknown scope: exit 1 here, not in every worker
 
-    common = dict(host=args.host, port=args.port, log_config=log_config(level), log_level=level,
-                  access_log=False, server_header=False, timeout_graceful_shutdown=10,
-                  http=args.http, loop=args.loop)
+    if args.feedback_db:  # read by POST /v1/feedback in every worker (lapor_nlp.serve.feedback)
+        from ..feedback import ENV_DB
+
+        os.environ[ENV_DB] = os.path.abspath(args.feedback_db)
+    from ..serve.logs import log_config
+
+    # The header deadline is read by the protocol module in each worker process, on import.
+    os.environ[settings.ENV_HEADER_TIMEOUT] = repr(args.header_timeout)
+    from ..serve.protocol import protocol_for
+
+    common = dict(host=args.host, port=args.port, log_config=log_config(level, args.log_format),
+                  log_level=level, access_log=False, server_header=False,
+                  timeout_graceful_shutdown=10, http=protocol_for(args.http), loop=args.loop,
+                  timeout_keep_alive=args.keep_alive_timeout)
+    health = (args.host, args.health_port) if args.health_port else None
+    load_limits = dict(max_concurrency=args.max_concurrency, queue_timeout=args.queue_timeout,
+                       max_buffered_bytes=args.max_buffered_bytes, body_timeout=args.body_timeout,
+                       health=health)
     logging.getLogger("lapor_nlp.serve").info(
         "serving %s on http://%s:%d with %d worker(s), auth %s", model_dir, args.host, args.port,
         args.workers, "on" if key else "off")
     if args.workers == 1:
         app = create_app(model_dir, api_key=key, max_body_bytes=args.max_body_bytes,
                          max_batch=args.max_batch, max_text_chars=args.max_text_chars,
-                         home_region=args.home_region, scope=args.scope)
+                         home_region=args.home_region, scope=args.scope, **load_limits)
         server = uvicorn.Server(uvicorn.Config(app, **common))
         # uvicorn re-raises the signal that stopped it once it has shut down; with the default
         # SIGTERM action that would kill the process (status -15) instead of exiting 0.
@@ -182,6 +226,11 @@ def run(args: argparse.Namespace) -> int:
         settings.ENV_NO_AUTH: "1" if args.no_auth else "0",
         settings.ENV_HOME_REGION: args.home_region or "",
         settings.ENV_SCOPE: args.scope or "",
+        settings.ENV_MAX_CONCURRENCY: str(args.max_concurrency),
+        settings.ENV_QUEUE_TIMEOUT: repr(args.queue_timeout),
+        settings.ENV_MAX_BUFFERED: str(args.max_buffered_bytes),
+        settings.ENV_BODY_TIMEOUT: repr(args.body_timeout),
+        settings.ENV_HEALTH: f"{args.host}:{args.health_port}" if args.health_port else "",
     })
     if args.api_key_file and not args.no_auth:
         os.environ[settings.ENV_KEY_FILE] = os.path.abspath(args.api_key_file)

@@ -5,18 +5,21 @@ OpenAPI document at ``/openapi.json`` shows exactly :class:`~lapor_nlp.schemas.C
 :class:`~lapor_nlp.schemas.Prediction`)::
 
     POST /v1/predict        Complaint                  -> Prediction
-    POST /v1/predict/batch  {"items": [Complaint, ...]} -> {"items": [Prediction, ...]} (same order)
+    POST /v1/predict/batch  {"items": [Complaint, ...]} -> {"items": [Prediction or error, ...]}
+                            (same order; a bad item is answered at its position)
     POST /v1/mask-pii       {"text": "..."}             -> {"text": "<masked>"}
     GET  /v1/model          name, version, labels per task, metrics, limits
-    GET  /healthz           the process is alive (never needs the API key)
+    GET  /healthz           the process is alive, and its model (never needs the key, never shed)
     GET  /readyz            the model is loaded: 200, else 503 (never needs the API key)
+    GET  /metrics           Prometheus metrics (text format)
 
 Every error is ``{"error": {"code", "message", "field", "request_id", ...}}``: 400 malformed JSON,
 401 missing or wrong ``X-API-Key``, 413 body over ``max_body_bytes`` (checked from Content-Length
 before reading and again while reading), 422 schema errors (``field`` names the failing field,
 e.g. ``items.3.text``), a batch over ``max_batch`` (``batch_too_large``), a text over
 ``max_text_chars`` (``text_too_long``: refused, never silently truncated) and the library's input
-errors (their ``LAPOR-E###`` code). Anything else is a 500 with a generic message and the request
+errors (their ``LAPOR-E###`` code), 408 a body that came too slowly, 503 ``overloaded`` with
+``Retry-After`` past a load limit (:mod:`~lapor_nlp.serve.limits`). Anything else is a 500 with a generic message and the request
 id; its log line carries the exception type and the code location, never its message (messages
 can quote the input) and never a complaint text.
 

@@ -17,13 +17,15 @@ from typing import Any
 
 from ..errors import BatchInputError, DataValidationError, InputTypeError, InputValueError, LaporError
 from ._fastapi import FastAPI, Request, RequestValidationError, Response, StarletteHTTPException
+from .limits import Overloaded
 
 #: One logger for the whole service: the name the CLI's log configuration and operators know.
 log = logging.getLogger("lapor_nlp.serve")
 
 _INPUT_ERRORS = (InputTypeError, InputValueError, BatchInputError, DataValidationError)
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
+                 405: "method_not_allowed", 406: "not_acceptable", 408: "request_timeout",
+                 413: "payload_too_large",
                  415: "unsupported_media_type", 422: "invalid_request", 500: "internal_error",
                  503: "not_ready"}
 #: FastAPI's detail for a request body it could not read at all (a 400); other 400s keep theirs.
@@ -126,15 +128,31 @@ async def _on_invalid_request(request: Request, exc: RequestValidationError) -> 
 async def _on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
     code = _STATUS_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    if exc.status_code == 400 and exc.detail == _BODY_UNREADABLE:  # e.g. a body not in UTF-8
-        code, message = "malformed_json", "the request body is not valid UTF-8 JSON"
+    if exc.status_code == 400 and exc.detail == _BODY_UNREADABLE:
+        code, message = _unreadable_body(exc.__cause__)
     return error_response(request, ApiError(exc.status_code, code, message,
                                             headers=getattr(exc, "headers", None)))
 
 
+def _unreadable_body(cause: BaseException | None) -> tuple[str, str]:
+    """Why FastAPI could not read a body as JSON (it raises a 400 from the parser's exception)."""
+    if isinstance(cause, RecursionError):  # valid JSON, nested deeper than the parser goes
+        return "json_too_deep", ("the request body nests arrays or objects too deeply to parse; "
+                                 "a complaint needs at most a few levels")
+    if isinstance(cause, UnicodeDecodeError):
+        return "malformed_json", "the request body is not valid UTF-8 JSON"
+    return "malformed_json", "the request body could not be read as JSON"
+
+
+async def _on_overloaded(request: Request, exc: Overloaded) -> Response:
+    request.scope["lapor_shed"] = exc.reason  # counted by the gate
+    return error_response(request, ApiError(503, "overloaded", exc.message,
+                                            headers={"Retry-After": str(exc.retry_after)}))
+
+
 async def _on_lapor_error(request: Request, exc: LaporError) -> Response:
     if isinstance(exc, _INPUT_ERRORS):
-        return error_response(request, ApiError(422, exc.code, exc.message))
+        return error_response(request, ApiError(422, exc.code, exc.message, field=exc.field))
     # A server-side library error (model files, resources): its code, no details.
     log_exception(exc, request_id(request) or "?", request.method, request.url.path)
     message = internal_error_message(request_id(request))
@@ -148,3 +166,4 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(LaporError, _on_lapor_error)
+    app.add_exception_handler(Overloaded, _on_overloaded)

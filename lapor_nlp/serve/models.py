@@ -6,11 +6,11 @@ endpoints, and describes the error body.
 """
 
 # No `from __future__ import annotations`: pydantic and FastAPI read these annotations at run time.
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model, field_validator
 
-from ..schemas import Complaint, Prediction
+from ..schemas import Prediction, text_problem, text_problem_message
 
 
 class ErrorDetail(BaseModel):
@@ -39,6 +39,17 @@ class MaskRequest(BaseModel):
 
     text: str = Field(..., examples=["hubungi saya di 0812-3456-7890"])
 
+    @field_validator("text")
+    @classmethod
+    def _valid_unicode(cls, v):
+        # The complaint's rule (lapor_nlp.schemas.text_problem): a lone surrogate cannot be
+        # written back as JSON, so it is refused here (422) as /v1/predict refuses it, instead of
+        # failing when the answer is serialised (a 500). Empty text is fine to mask.
+        problem = text_problem(v, required=False)
+        if problem is not None:
+            raise ValueError(text_problem_message(problem))
+        return v
+
 
 class MaskResponse(BaseModel):
     text: str = Field(..., description="the text with NIK, phone numbers, emails, plates and bank "
@@ -46,8 +57,29 @@ class MaskResponse(BaseModel):
                                        "[REKENING]")
 
 
+class ItemErrorInfo(BaseModel):
+    code: str = Field(..., description="the library's code ('LAPOR-E###') or 'text_too_long', "
+                                       "'invalid_request'")
+    message: str
+    field: str | None = Field(None, description="the failing field, dotted (e.g. 'items.3.text')")
+    index: int = Field(..., description="the item's position in the request")
+
+
+class ItemError(BaseModel):
+    """What stands in a batch answer at the position of an item that could not be routed."""
+
+    id: str | None = Field(None, description="the item's id, when it had a usable one")
+    error: ItemErrorInfo
+
+
 class BatchResponse(BaseModel):
-    items: list[Prediction]
+    items: list[Prediction | ItemError] = Field(..., description="one entry per item, in order: a "
+                                                                 "Prediction, or an ItemError")
+
+
+#: A batch item as the OpenAPI document shows it (a Complaint), validated per item by the router
+#: so that one bad item is answered at its position instead of failing the whole batch.
+_BatchItem = Annotated[Any, WithJsonSchema({"$ref": "#/components/schemas/Complaint"})]
 
 
 def batch_request_model(max_batch: int) -> type[BaseModel]:
@@ -55,8 +87,8 @@ def batch_request_model(max_batch: int) -> type[BaseModel]:
     the limit is a setting and belongs in the schema (validation and the OpenAPI document)."""
     return create_model(
         "BatchRequest", __config__=ConfigDict(extra="forbid"),
-        items=(list[Complaint], Field(..., max_length=max_batch,
-                                      description=f"at most {max_batch} complaints")))
+        items=(list[_BatchItem], Field(..., max_length=max_batch,
+                                       description=f"at most {max_batch} complaints")))
 
 
 class ModelInfo(BaseModel):
@@ -85,5 +117,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorResponse, "description": "Content-Type is not application/json"},
     422: {"model": ErrorResponse, "description": "schema error, batch or text over its limit"},
     500: {"model": ErrorResponse, "description": "internal error (generic message + request id)"},
-    503: {"model": ErrorResponse, "description": "model not loaded yet"},
+    408: {"model": ErrorResponse, "description": "the body did not arrive in time"},
+    503: {"model": ErrorResponse, "description": "model not loaded yet (not_ready), or the server "
+                                                  "is at a load limit (overloaded; see Retry-After)"},
 }

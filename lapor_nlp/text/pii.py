@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from ._input import drop_invisible, ensure_text
 
 PLACEHOLDERS = ("[NIK]", "[TELEPON]", "[EMAIL]", "[PLAT]", "[REKENING]")
+#: What ``mask_pii(text, people=True)`` puts in place of a name and of a home address.
+PEOPLE_PLACEHOLDERS = ("[NAMA]", "[ALAMAT]")
 
 # Region codes of Indonesian vehicle plates (Korlantas); a plate needs one, so that "RT 03 RW" or
 # "no 11 a" are not taken for plates.
@@ -83,14 +86,27 @@ def _classify(run: str, n: int, digits: str, before: str) -> str | None:
     return None
 
 
-def mask_pii(text: str) -> str:
-    """Return ``text`` with NIK/KK, phone numbers, emails, plates and bank accounts masked.
+def mask_pii(text: str, *, people: bool = False) -> str:
+    """Return ``text`` with NIK/KK, phone numbers, emails, plates and bank accounts masked; with
+    ``people``, also the personal names and home addresses that a cue introduces ([NAMA],
+    [ALAMAT]: see ``_people_spans``).
 
     >>> mask_pii("hub 0812-3456-7890 atau email budi@contoh.id")
     'hub [TELEPON] atau email [EMAIL]'
+    >>> mask_pii("Nama : Slamet Budiono, alamat KTP : Jl. Jojoran Baru No.16", people=True)
+    'Nama : [NAMA], alamat KTP : [ALAMAT]'
+
+    Reports, logs and anything a person reads use ``people=True``. The routing pipeline does not
+    (the :class:`~lapor_nlp.text.Preprocessor` masks numbers only): the words of a street are what
+    the gazetteer reads to find the office, and a model never stores a text.
 
     Non-``str`` input raises :class:`~lapor_nlp.errors.InputTypeError`; bytes must be UTF-8.
     """
+    masked = _mask_numbers(text)
+    return _mask_people(masked) if people else masked
+
+
+def _mask_numbers(text: str) -> str:
     text = original = ensure_text(text)
     if not text.isascii():
         # Full-width digits and other compatibility forms, and invisible characters inside a
@@ -183,3 +199,188 @@ def _plate_span(text: str, start: int, end: int, floor: int) -> tuple[int, int] 
     if (joins[0] not in ("", " ") or joins[1] not in ("", " ")) and (joins[0] != joins[1] or end - start < 3):
         return None  # dashes or dots: the same on both sides, around 3-4 digits ("blok F.12.A" is not)
     return before.start(1), end + after.end()
+
+
+
+# -- names and street addresses ---------------------------------------------------------------------
+# A person's name or home address is recognised only where a cue introduces it: a name after
+# "nama"/"atas nama"/"a.n." or a form of address ("Bapak", "Bu", "Sdr."), an address after
+# "alamat", a street with a house number ("Jl. Jojoran Baru No. 16"), an "RT 03 RW 05". Without a
+# cue a capitalised word is as likely a place, an office or the first word of a sentence, and the
+# place is what a reader of a report needs. A street named without a house number ("Jl. Raya Darmo
+# berlubang") is a public place, the subject of the complaint: it stays.
+_RELATIVE = r"(?:ibu|bapak|ayah|suami|istri|anak|kakak|adik|kakek|nenek|mertua|orang\s+tua|almarhum|alm)"
+# A strong cue ("nama saya", "Nama :", "atas nama", "a.n.") is followed by a name even when it is
+# written in lower case; a bare "nama" only by a capitalised or unknown word ("nama baik").
+_STRONG_NAME_CUE = re.compile(
+    r"(?i:\b(?:atas\s+nama|a\s?\.\s?n\s?\.|nama(?:\s+(?:saya|lengkap|pelapor|pemohon|" + _RELATIVE
+    + r"(?:\s+(?:saya|kami))?))?\s*[:=\-]|nama\s+(?:saya|lengkap|pelapor|pemohon|" + _RELATIVE
+    + r"(?:\s+(?:saya|kami))?))(?:\s*[:=\-])?\s*(?:(?:bapak|bpk|ibu|sdr|sdri)\.?\s+)?)")
+_WEAK_NAME_CUE = re.compile(r"(?i:\bnama\s+)")
+_HONORIFIC = re.compile(r"\b(?:[Bb]apak|BAPAK|[Bb]pk|[Pp]ak|[Ii]bu|IBU|[Bb]u|[Ss]dri?|[Ss]audara|[Ss]audari|"
+                        r"[Mm]bak|[Mm]as)\.?\s+(?=[A-Z])")
+_ADDRESS_CUE = re.compile(r"(?i:\balamat(?:\s+(?:ktp|kk|rumah|saya|kami|domisili|tinggal|lengkap|asal|"
+                          r"baru|lama|sekarang|sesuai\s+ktp))*(?:\s*[:=\-]\s*|\s+)(?:di\s+)?)")
+_STREET_WITH_NO = re.compile(r"(?i:\b(?:jl|jln|jalan|gg|gang)\b\.?[^\S\n]*[^\n.;,!?]{1,40}?\b(?:no|nomor|nmr)\b"
+                             r"[^\S\n]*\.?[^\S\n]*:?[^\S\n]*\d+[a-z]?(?:[^\S\n]*[-/][^\S\n]*\d+[a-z]?)?)")
+_HOUSE_NO = re.compile(r"(?i:\s*,?\s*(?:no|nomor|nmr)\b\s*\.?\s*:?\s*\d+[a-z]?(?:\s*[-/]\s*\d+[a-z]?)?)")
+_RT_RW = re.compile(r"(?i:\brt\s*\.?\s*:?\s*\d{1,3}\s*(?:[/,\-]|\s)\s*(?:rw\s*\.?\s*:?\s*)?\d{1,3}\b)")
+_TOKEN = re.compile(r"\\n|\n|[A-Za-z][A-Za-z'\-]*|\d+[A-Za-z]?|[^\sA-Za-z\d]")
+# Words that end a name: titles and offices ("Bapak Walikota", "Ibu Kepala Dinas"), places,
+# document names and the words a sentence goes on with.
+_NOT_NAME = frozenset("""
+kepala dinas walikota wali wakil lurah camat bupati gubernur presiden menteri direktur kota kabupaten
+rt rw kades sekretaris sekda ketua pejabat petugas polisi satpol kapolsek kapolres dokter guru
+kelurahan kecamatan desa pemkot pemerintah yth yang saya kami untuk dengan di ke dari mohon
+tolong terima kasih ktp kk nik npwp bpjs sim stnk akta surat no nomor jl jln jalan gg gang tidak
+sudah belum akan bisa agar atau tapi juga ini itu sebagai selaku pada nya adalah dll lagi sdh tdk
+yg dgn utk bukan hanya masih sedang telah pun selamat pagi siang sore malam assalamualaikum
+warga pelapor pemohon bersama beserta alamat telp telepon hp wa hub email umur usia lahir tanggal
+kantor bank puskesmas rumah sakit rs sekolah smp sma sd universitas pt cv tbk persero mau ingin
+minta tanya sekeluarga dkk bin binti suami istri anak kakek nenek ayah ibu bapak adik kakak
+mertua orang tua kandung almarhum alm kelas salah wajib
+""".split())
+# What an address is made of after its cue: capitalised or unknown words, numbers, the words of
+# street addresses and their abbreviations (a full stop after one does not end the address).
+_ADDRESS_WORDS = frozenset("""
+no nomor nmr rt rw gg gang blok kav kavling jl jln jalan raya baru barat timur utara selatan tengah
+dalam lor kidul wetan kulon perum perumahan komplek kompleks dusun dsn desa kampung kp kel kec
+kelurahan kecamatan kab kabupaten kota tanah besar kecil indah permai asri griya villa regency
+""".split())
+_ABBREVIATIONS = frozenset("no jl jln gg kel kec rt rw kab ds dsn kp blok kav perum".split())
+_MAX_NAME_WORDS = 4
+_MAX_ADDRESS_CHARS = 90
+
+
+def _name_end(text: str, start: int, *, lower_ok: bool, capitalised_only: bool = False) -> int:
+    """End of the name that starts at ``text[start]`` (``start`` when there is none)."""
+    end = start
+    words = 0
+    last_word = ""
+    for m in _TOKEN.finditer(text, start, min(len(text), start + 80)):
+        tok = m.group()
+        if tok == "." and len(last_word) == 1 and m.start() == end:
+            end = m.end()  # an initial: "Budi S. Hartono"
+            last_word = ""
+            continue
+        if not tok[0].isalpha() or words == _MAX_NAME_WORDS:
+            break
+        low = tok.lower()
+        if low in _NOT_NAME or (len(low) > 1 and low in _stopwords()):
+            break
+        if not tok[0].isupper():
+            if capitalised_only or (not lower_ok and _known_word(low)) or _affixed_word(low):
+                break
+        end = m.end()
+        words += 1
+        last_word = tok
+    return end
+
+
+def _address_end(text: str, start: int) -> int:
+    """End of the address that starts at ``text[start]`` (``start`` when there is none)."""
+    end = start
+    previous = ""
+    for m in _TOKEN.finditer(text, start, min(len(text), start + _MAX_ADDRESS_CHARS)):
+        tok = m.group()
+        low = tok.lower()
+        if tok in ("\\n", "\n"):
+            break
+        if tok == ".":
+            if previous in _ABBREVIATIONS:
+                continue
+            break
+        if tok in (",", "/", "-", ":"):
+            previous = tok
+            continue
+        if not tok[0].isalnum():
+            break
+        if not (tok[0].isupper() or tok[0].isdigit() or low in _ADDRESS_WORDS) and (
+                low in _stopwords() or _known_word(low)):
+            break
+        end = m.end()
+        previous = low
+    return end
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> frozenset[str]:
+    from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
+
+    return frozenset(StemmerFactory().get_words())
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from Sastrawi.StopWordRemover.StopWordRemoverFactory import StopWordRemoverFactory
+
+    return frozenset(StopWordRemoverFactory().get_stop_words())
+
+
+@lru_cache(maxsize=4096)
+def _known_word(word: str) -> bool:
+    """An Indonesian word (its root in Sastrawi's dictionary): "kebanjiran", not "Budiono"."""
+    if word in _dictionary():
+        return True
+    from ._sastrawi import create_sastrawi_stemmer
+
+    return _stemmer(create_sastrawi_stemmer).stem(word) in _dictionary()
+
+
+@lru_cache(maxsize=4096)
+def _affixed_word(word: str) -> bool:
+    """An Indonesian word with an affix ("tertanggal", "penerima"): a name rarely is one."""
+    from ._sastrawi import create_sastrawi_stemmer
+
+    root = _stemmer(create_sastrawi_stemmer).stem(word)
+    return root != word and root in _dictionary()
+
+
+@lru_cache(maxsize=1)
+def _stemmer(factory):
+    return factory()
+
+
+def _people_spans(text: str) -> list[tuple[int, int, str]]:
+    spans = []
+    for cue, lower_ok in ((_STRONG_NAME_CUE, True), (_WEAK_NAME_CUE, False)):
+        for m in cue.finditer(text):
+            end = _name_end(text, m.end(), lower_ok=lower_ok)
+            if end > m.end():
+                spans.append((m.end(), end, "[NAMA]"))
+    for m in _HONORIFIC.finditer(text):
+        end = _name_end(text, m.end(), lower_ok=False, capitalised_only=True)
+        if end > m.end():
+            spans.append((m.end(), end, "[NAMA]"))
+    for m in _ADDRESS_CUE.finditer(text):
+        end = _address_end(text, m.end())
+        if end > m.end():
+            spans.append((m.end(), end, "[ALAMAT]"))
+    for m in _STREET_WITH_NO.finditer(text):
+        # A street is a home address when a house number follows its name ("Jl. Mawar 3 No. 16");
+        # the name may be written in lower case with common words ("jl. pucang sawit no 12").
+        spans.append((m.start(), max(m.end(), _address_end(text, m.end())), "[ALAMAT]"))
+    for m in _RT_RW.finditer(text):
+        no = _HOUSE_NO.match(text, m.end())
+        spans.append((m.start(), no.end() if no else m.end(), "[ALAMAT]"))
+    return spans
+
+
+def _mask_people(text: str) -> str:
+    spans = _people_spans(text)
+    if not spans:
+        return text
+    spans.sort()
+    pieces: list[str] = []
+    last = 0
+    for start, end, label in spans:
+        if start < last:  # overlapping spans become one; an address wins over a name inside it
+            if end > last:
+                last = end
+            if label == "[ALAMAT]":
+                pieces[-1] = label
+            continue
+        pieces += (text[last:start], label)
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)

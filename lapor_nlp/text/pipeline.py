@@ -316,3 +316,15 @@ def _taking_tokens(name: str, stage: Callable[[list[str]], list[str]]) -> Callab
                 raise InputTypeError(f"stage {name!r} takes tokens that are str, got {type(t).__name__}")
         return stage(tokens)
     return run
+
+
+# Characters with which a text may hold personal data for mask_pii: a digit, "@", or anything
+# non-ASCII (normalised before the scan). Every rule of lapor_nlp.text.pii starts at a digit or an
+# "@", and an ASCII text is not normalised, so a text without these comes back unchanged.
+_PII_CHARS = re.compile(r"[^\x00-\x2f\x3a-\x3f\x41-\x7f]")
+
+
+def may_hold_pii(text: str) -> bool:
+    """False when :func:`~lapor_nlp.text.pii.mask_pii` cannot change ``text`` (ASCII, no digit,
+    no "@"): the router's fast path masks only the others."""
+    return _PII_CHARS.search(text) is not None

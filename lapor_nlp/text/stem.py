@@ -5,6 +5,8 @@ names, which go through every prefix rule), while a complaint corpus has a small
 every result is cached per word, and :func:`accelerate` cuts the cost of a miss about 6x without
 changing any stem. The cache is bounded (``cache_size``; oldest entries are evicted first) and can
 be exported and loaded, so that a trained model ships the stems of its vocabulary and starts warm.
+A word the cache lacks is looked up in a shipped table of common words' stems
+(:mod:`lapor_nlp.text.stem_common`) before PySastrawi is asked, and a number is its own stem.
 """
 
 from __future__ import annotations
@@ -17,27 +19,9 @@ from functools import lru_cache
 from itertools import islice
 
 from ..errors import DependencyError, InputTypeError, InputValueError
+from ._sastrawi import create_sastrawi_stemmer  # noqa: F401  (also imported from here)
+from .stem_common import common_stems
 
-_OLD_SASTRAWI_HELP = (
-    "the installed 'Sastrawi' package is the abandoned 'sastrawi' 1.0.1 distribution, whose "
-    "dictionary is a Python list (about 15 ms per unseen word). Run: pip uninstall -y sastrawi && "
-    "pip install 'PySastrawi>=1.2.1'"
-)
-
-
-def create_sastrawi_stemmer():
-    """The plain (uncached) PySastrawi stemmer; refuses the old ``sastrawi`` 1.0.1 distribution."""
-    try:
-        from Sastrawi.Dictionary.ArrayDictionary import ArrayDictionary
-        from Sastrawi.Stemmer.Stemmer import Stemmer
-        from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
-    except ImportError as exc:
-        raise DependencyError(
-            f"PySastrawi is not installed ({exc}). Run: pip install 'PySastrawi>=1.2.1'"
-        ) from None
-    if isinstance(ArrayDictionary().words, list):
-        raise DependencyError(_OLD_SASTRAWI_HELP)
-    return Stemmer(ArrayDictionary(StemmerFactory().get_words()))
 
 
 def accelerate(stemmer) -> int:
@@ -472,6 +456,10 @@ class SastrawiStemmer:
         self._stemmer = create_sastrawi_stemmer()
         accelerate(self._stemmer)  # same stems, about 6x faster on unseen words
         self._cache: dict[str, str] = {}
+        # The stems of common words (read once per process at the first word not in the cache,
+        # ~13 MiB, shared; a word found there is cached like any other, so that a model still
+        # exports its vocabulary's stems): see lapor_nlp.text.stem_common.
+        self._common: dict[str, str] | None = None
         if cache:
             self.load_cache(cache)
 
@@ -480,9 +468,20 @@ class SastrawiStemmer:
         if stem is None:
             if type(word) is not str:  # checked on a miss only: a cached word is a str already
                 raise InputTypeError(f"a word to stem must be str, got {type(word).__name__}")
-            # stem_word() is what Stemmer.stem() applies to each word once the text is normalised;
-            # the public stem() is used so that results equal plain PySastrawi's exactly.
-            stem = self._stemmer.stem(word)
+            if word.isdigit() and word.isascii():
+                # Every Sastrawi rule needs a letter (affixes, dictionary roots), so a number is
+                # its own stem (tests/test_stem_common.py checks it against PySastrawi).
+                stem = word
+            else:
+                common = self._common
+                if common is None:
+                    common = self._common = common_stems()
+                stem = common.get(word)
+                if stem is None:
+                    # stem_word() is what Stemmer.stem() applies to each word once the text is
+                    # normalised; the public stem() is used so that results equal plain
+                    # PySastrawi's.
+                    stem = self._stemmer.stem(word)
             if self.cache_size:
                 _evict_oldest(self._cache, self.cache_size)
                 self._cache[word] = stem

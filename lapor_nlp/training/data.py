@@ -2,7 +2,7 @@
 
 Nothing is dropped silently. :func:`load_labelled` returns every row it read as either *kept* or a
 :class:`Problem` (line number + reason); :class:`DataReport` counts them all, and by default any
-problem stops training with a clear message (``skip_bad=True`` goes on without those rows).
+problem stops training or evaluation with a clear message (``skip_bad=True`` goes on without those rows).
 """
 
 from __future__ import annotations
@@ -72,6 +72,11 @@ class DataReport:
     label_variants: dict = field(default_factory=dict)
     #: old agency names mapped to current taxonomy codes (see lapor_nlp.training.relabel)
     label_mapping: dict = field(default_factory=dict)
+    #: {task: rows kept without that task's label}: they train and test the other task only
+    missing_labels: dict = field(default_factory=dict)
+    #: {task: {"train": n, "test": n}}: the rows each task learnt from and was measured on
+    #: (filled by :func:`lapor_nlp.training.train`)
+    rows_per_task: dict = field(default_factory=dict)
 
     def to_dict(self, max_problems: int = 200) -> dict:
         d = asdict(self)
@@ -90,8 +95,9 @@ def load_labelled(
     require_optional: bool = True,
 ) -> tuple[list[Example], DataReport]:
     """Read and validate a labelled file; raise :class:`DataValidationError` on any bad row unless
-    ``skip_bad``. Checked: unparsable line, undecodable bytes, no text, a missing label (for each
-    label column in use), a duplicate id. A label column absent from the file is an error, and so
+    ``skip_bad``. Checked: unparsable line, undecodable bytes, no text, no label for any task in
+    use (a row missing only one task's label is kept for the other task, and counted in
+    ``report.missing_labels``), a duplicate id. A label column absent from the file is an error, and so
     is an optional column named but absent from a CSV/Parquet header unless ``require_optional``
     is False (evaluate, whose columns come from the model, not from the caller)."""
     columns = columns or Columns()
@@ -101,6 +107,7 @@ def load_labelled(
     seen_ids: set[str] = set()
     checked_header = False
     is_jsonl = detect_format(path, fmt) == "jsonl"
+    tasks = [t for t in ("topic", "agency") if getattr(columns, t)]
     # JSON lines may each lack an optional key, so a named one is only required on some line.
     unseen = set(columns.optional().values()) if require_optional and is_jsonl else set()
     for row in iter_rows(path, fmt):
@@ -121,7 +128,7 @@ def load_labelled(
                 raise DataValidationError(
                     f"{path}: column(s) {', '.join(map(repr, missing))} not found; the file has "
                     f"{', '.join(repr(k) for k in row if k != LINE)}. Map columns with --text-col, "
-                    "--topic-col, --agency-col (or set one to '' to train without it)."
+                    "--topic-col, --agency-col (or set one to '' to leave that label out)."
                 )
         if unseen:
             unseen.difference_update([c for c in unseen if c in row])
@@ -133,18 +140,21 @@ def load_labelled(
             report.problems.append(Problem(line, UNDECODABLE, rid))
             continue
         text = " ".join(x for x in (fields["title"], fields["text"]) if x)
+        # Labels are per task: a row missing one task's label still trains and tests the other
+        # (counted in missing_labels); only a row that no task can use is a problem.
+        missing = [t for t in tasks if not fields[t]]
         reason = None
         if not text.strip() or not fields["text"]:
             reason = "no text"
-        elif columns.topic and not fields["topic"]:
-            reason = "missing topic label"
-        elif columns.agency and not fields["agency"]:
-            reason = "missing agency label"
+        elif tasks and len(missing) == len(tasks):
+            reason = f"missing {' and '.join(missing)} label" + ("s" if len(missing) > 1 else "")
         elif rid is not None and rid in seen_ids:
             reason = f"duplicate id {rid!r}"
         if reason:
             report.problems.append(Problem(line, reason, rid))
             continue
+        for t in missing:
+            report.missing_labels[t] = report.missing_labels.get(t, 0) + 1
         if rid is not None:
             seen_ids.add(rid)
         ex = Example(line=line, text=text, topic=fields["topic"] and fields["topic"].strip(),
@@ -170,7 +180,7 @@ def load_labelled(
             + (f"\n  ... and {more} more" if more > 0 else "")
             + ("\nThe file is read as UTF-8: one saved in another encoding (Windows-1252, Latin-1) "
                "must be saved again as UTF-8." if UNDECODABLE in report.rejected_by_reason else "")
-            + "\nFix them, or pass --skip-bad (skip_bad=True) to train without them.",
+            + "\nFix them, or pass --skip-bad (skip_bad=True) to go on without them.",
             problems=report.problems,
         )
     return examples, report
@@ -276,3 +286,62 @@ def split_examples(examples: list[Example], *, split_date: str | None = None, te
         seen.add(e.text)
         deduped.append(e)
     return train, deduped
+
+
+# -- Corrections fed back by operators -------------------------------------------------------------
+def apply_corrections(examples: list[Example], corrections, splitter: AgencySplitter | None = None
+                      ) -> tuple[list[Example], dict]:
+    """Operators' corrections over the data, by id (:mod:`lapor_nlp.feedback`): ``corrections`` is
+    a feedback database or an export (CSV/JSONL) path, or rows as an export holds them; the latest
+    correction of an id wins. Sets ``topic`` / ``agency`` (split with the AgencySplitter, as
+    :func:`load_labelled` does) on the examples whose ``id`` a correction names, and returns them
+    with a JSON-able summary: how many rows changed, per task, and the ids no row has.
+    ``train(corrections=...)`` calls it right after :func:`load_labelled`, before old names are
+    mapped, rare labels handled and the data split, so that a corrected label (or one given to a
+    row that lacked it) trains and tests like any other. A corrected office trains nothing (there
+    is no office task) and is counted apart."""
+    from ..feedback import latest_by_id, read_corrections
+
+    if isinstance(corrections, (str, Path)):
+        source, rows = str(corrections), read_corrections(corrections)
+    else:
+        source = "rows"
+        rows = latest_by_id({**r, "id": str(r["id"]), "version": r.get("version") or 0,
+                             "when": r.get("when") or f"{k:09d}"} for k, r in enumerate(corrections))
+    if rows and not any(e.id is not None for e in examples):
+        raise DataValidationError("corrections are matched to rows by id: name the id column "
+                                  "(--id-col, columns.id)")
+    splitter = splitter or AgencySplitter()
+    by_id = {e.id: e for e in examples if e.id is not None}
+    changed: Counter = Counter()
+    changed_ids: set[str] = set()
+    unmatched: list[str] = []
+    office_only = 0
+    for c in rows:
+        e = by_id.get(c["id"])
+        if e is None:
+            unmatched.append(c["id"])
+            continue
+        topic, agency = c.get("corrected_topic"), c.get("corrected_agency")
+        if topic and topic.strip() != e.topic:
+            e.topic = topic.strip()
+            changed["topic"] += 1
+            changed_ids.add(e.id)
+        if agency:
+            name = splitter.split(agency)
+            if (name.type, name.place) != (e.agency, e.agency_place):
+                e.agency, e.agency_label = name.type, name.label
+                e.agency_place, e.agency_level = name.place, name.level
+                changed["agency"] += 1
+                changed_ids.add(e.id)
+        if c.get("corrected_office") and not topic and not agency:
+            office_only += 1
+    summary = {"source": source, "corrections": len(rows), "matched": len(rows) - len(unmatched),
+               "rows_changed": len(changed_ids), "labels_changed": dict(changed),
+               "office_only": office_only, "unmatched_ids": len(unmatched),
+               "unmatched_examples": unmatched[:20], "changed_ids": sorted(changed_ids)[:1000]}
+    import logging
+
+    logging.getLogger("lapor_nlp").info("corrections: %d read, %d rows changed (%s), %d ids not in the data", len(rows),
+              len(changed_ids), dict(changed) or "none", len(unmatched))
+    return examples, summary

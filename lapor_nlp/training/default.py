@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..bundled import RECIPE, default_model_dir, fingerprint
+from ..bundled import BUILD_TIME, RECIPE, default_model_dir, fingerprint
 from ..resources import datasets_dir
 from ..taxonomy import bundled_routing as taxonomy_routing  # noqa: F401 - its old home
 
@@ -57,7 +57,7 @@ def ensure_default_model(quiet: bool = False) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(f"lapor-nlp: building the default model from the bundled corpus into {target} "
-              "(once per version, about 30 s)...", file=sys.stderr, flush=True)
+              f"(once per version, {BUILD_TIME}; more on a busy machine)...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:

@@ -47,7 +47,7 @@ def errors_markdown(metrics: dict) -> str:
         lines += [f"## {task}", "",
                   f"accuracy {m['accuracy']:.3f} · macro-F1 {m['macro_f1']:.3f} · "
                   f"coverage at 95% precision {m['coverage_at_precision']['0.95']:.3f} · "
-                  f"ECE {m['ece']:.3f} · n={m['n']}", "", "### Worst confusions", "",
+                  f"ECE {m['ece']:.3f} · n={m['n']}", "", *operator_lines(m), "### Worst confusions", "",
                   "| gold | predicted | count |", "| --- | --- | --- |"]
         lines += [f"| {c['gold']} | {c['predicted']} | {c['count']} |" for c in m["top_confusions"][:15]]
         lines += ["", "### Per label (lowest F1 first)", "",
@@ -64,6 +64,24 @@ def errors_markdown(metrics: dict) -> str:
                          f"({e['confidence']:.2f}): {text}")
         lines.append("")
     return "\n".join(lines)
+
+
+def operator_lines(m: dict) -> list[str]:
+    """The operator's figures of one task (from ``evaluate``), as Markdown lines."""
+    def pct(v):
+        return "–" if v is None else f"{100 * v:.1f}%"
+
+    lines = []
+    for key, what in (("auto_route", "routed without review (every review test)"),
+                      ("above_threshold", "score above its label's own threshold")):
+        if key in m:
+            f = m[key]
+            lines.append(f"- {what}: {pct(f['share'])} of rows, precision {pct(f['precision'])}")
+    if "routed_to" in m:
+        f = m["routed_to"]
+        lines.append(f"- `routed_to` names the right office: {pct(f['accuracy'])} of {f['n']} rows; "
+                     f"{pct(f['accuracy_place_bound'])} of the {f['n_place_bound']} whose label names a place")
+    return lines + [""] if lines else []
 
 
 def _png(fig) -> bytes:

@@ -18,8 +18,10 @@ from ..errors import DataValidationError, InputValueError
 from .data import (
     Columns, DataReport, Example, handle_rare, iso_date, load_labelled, split_examples, test_share,
 )
-from .metrics import evaluate_model, summary_line
+from .metrics import evaluate_model, metric_intervals, summary_line
 from .relabel import MODES, map_old_labels, model_resolver
+from .card import MODEL_CARD, model_card
+from .cv import CV_GROUPS, cross_validate, cv_line
 from .report import report_files
 
 log = logging.getLogger("lapor_nlp")
@@ -104,6 +106,26 @@ def agency_places(examples: list[Example]) -> tuple[dict, dict]:
                                      if len(v) == 1}}
 
 
+def date_range(examples: list[Example]) -> list[str] | None:
+    """The first and last date (YYYY-MM-DD) of the rows, None when they have none."""
+    days = sorted(e.date[:10] for e in examples if e.date)
+    return [days[0], days[-1]] if days else None
+
+
+def add_intervals(model: ComplaintClassifier, metrics: dict, test_ex: list[Example], *,
+                  seed: int = 0, n_boot: int = 1000) -> None:
+    """Bootstrap intervals of each task's test figures, as ``metrics[task]["intervals"]``."""
+    docs = model.tokenize([e.text for e in test_ex])
+    X = model.transform(docs)
+    for task, m in metrics.items():
+        head = model.heads_[task]
+        known = set(head.classes_)
+        gold = [getattr(e, task) if getattr(e, task) in known else None for e in test_ex]
+        P = head.predict_proba(X)
+        m["intervals"] = metric_intervals(gold, head.classes_[P.argmax(1)], P.max(1),
+                                          n_boot=n_boot, seed=seed)
+
+
 def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Columns | None = None,
           fmt: str | None = None, split_date: str | None = None, test_size: float = 0.2,
           seed: int = 0, min_count: int = 5, rare: str = "drop", skip_bad: bool = False,
@@ -111,7 +133,8 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
           target_precision: float = 0.95, name: str | None = None, quiet: bool = False,
           home_region: str | None = None, routing: dict | None = None,
           extra_info: dict | None = None, map_labels: str = "auto",
-          relabel_with=None) -> TrainResult:
+          relabel_with=None, corrections=None, cv: int = 0, cv_group: str | None = None,
+          ) -> TrainResult:
     """Train topic and/or agency models from a labelled file and (with ``out_dir``) save them.
 
     ``rare``: what to do with labels under ``min_count`` examples: ``drop`` the rows, ``merge``
@@ -127,6 +150,12 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
     ``relabel_with``: the Router or model directory (or a callable giving one, called only if a
     split label needs it) that resolves split labels (default: the bundled default model, which
     must be built; ``lapor_nlp.load()`` builds it).
+    ``corrections``: operators' corrections applied over the data by id before anything else
+    (:func:`lapor_nlp.training.data.apply_corrections`).
+    ``cv``: also run a ``cv``-fold cross-validation of the recipe on the same rows (stratified by
+    label, or ``cv_group="date"``: whole days together) and report mean ± sd beside the split's
+    figures (:mod:`lapor_nlp.training.cv`). The directory gets ``MODEL_CARD.md``
+    (:mod:`lapor_nlp.training.card`).
     """
     t0 = time.perf_counter()
     test_share(test_size)
@@ -150,12 +179,26 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                                    target_precision=target_precision, random_state=seed)
 
     new_model().check_params()  # before reading the data
+    if cv and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
+        raise InputValueError(f"cv must be a whole number >= 2 (0: none), got {cv!r}", field="cv")
+    if cv_group not in CV_GROUPS:
+        raise InputValueError(f"cv_group must be 'date' or None, got {cv_group!r}", field="cv_group")
+    if cv and cv_group == "date" and not columns.date:
+        raise InputValueError("cv_group='date' (--cv-group date) needs the date column: name it "
+                              "with --date-col", field="cv_group")
     if map_labels not in MODES:
         raise InputValueError(f"map_labels must be one of {', '.join(MODES)}, got {map_labels!r}")
     progress = _Progress(quiet)
     examples, report = load_labelled(data, columns, fmt=fmt, skip_bad=skip_bad)
     log.info("read %d rows: %d usable, %d rejected %s", report.rows_read, report.rows_used,
              report.rows_rejected, report.rejected_by_reason or "")
+    if report.missing_labels:
+        log.info("rows kept for one task only (the other's label is missing): %s", report.missing_labels)
+    corrected = None
+    if corrections is not None:  # operators' corrections, over the export by id (data.py)
+        from .data import apply_corrections
+
+        examples, corrected = apply_corrections(examples, corrections)
     n_read_usable = len(examples)
     mapping = {"mode": map_labels, "applied": False}
     if "agency" in tasks:
@@ -222,6 +265,13 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                                  {t: [getattr(e, t) for e in test_ex] for t in tasks})
         for task, m in metrics.items():
             log.info("test %s", summary_line(task, m))
+        add_intervals(model, metrics, test_ex, seed=seed)
+    cv_result = None
+    if cv:
+        log.info("%d-fold cross-validation (%s) on %d rows", cv, cv_group or "stratified", len(examples))
+        cv_result = cross_validate(examples, tasks, new_model, k=cv, group=cv_group, seed=seed)
+        for task, s in cv_result["summary"].items():
+            log.info("%s", cv_line(task, s))
     if refit_all and test_ex:
         log.info("refitting on all %d rows", len(examples))
         model = fit(examples)
@@ -248,6 +298,10 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
                  "rows_per_task": {t: {"train": sum(getattr(e, t) is not None for e in train_ex),
                                        "test": sum(getattr(e, t) is not None for e in test_ex)}
                                    for t in tasks},
+                 "missing_labels": report.missing_labels,
+                 "date_range": date_range(examples),
+                 **({"cv": {"k": cv, "group": cv_result["group"]}} if cv_result else {}),
+                 **({"corrections": corrected} if corrected is not None else {}),
                  "split": {"split_date": split_date, "test_size": None if split_date else test_size,
                            "seed": seed}},
         "label_counts": {t: dict(Counter(getattr(e, t) for e in (examples if refit_all else train_ex)
@@ -257,22 +311,29 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
         "agency_types": (routing or {}).get("agency_types", agency_types),
         "home_region": home_region,
         "metrics": {t: {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1",
-                                          "coverage_at_precision", "ece")}
+                                          "coverage_at_precision", "ece", "intervals") if k in m}
                     for t, m in metrics.items()},
+        **({"cv": cv_result["summary"]} if cv_result else {}),
         "train_seconds": round(fit_seconds, 2),
         **(extra_info or {}),
     }
+    report.rows_per_task = info["data"]["rows_per_task"]
     if out_dir is not None:
         from ..artifact import save_model
         import json
 
-        files = report_files(metrics, {"lapor_nlp_version": __version__, "data": info["data"]}) \
+        files = report_files(metrics, {"lapor_nlp_version": __version__, "data": info["data"],
+                                       **({"cv": cv_result} if cv_result else {})}) \
             if metrics else {}
+        thresholds = {t: dict(zip(map(str, h.classes_), h.thresholds_.tolist())) for t, h in model.heads_.items()}
+        files[MODEL_CARD] = model_card(info, metrics, thresholds, date_range=info["data"]["date_range"],
+                                       cv=cv_result).encode("utf-8")
         routing_info = {"agency_types": agency_types, **places, "home_region": home_region,
                         "topic_agency_counts": topic_agency_counts(examples if refit_all else train_ex),
                         "label_names": {}, **taxonomy_routing, **(routing or {})}
-        files["data_report.json"] = json.dumps(report.to_dict(), ensure_ascii=False,
-                                               indent=1, default=vars).encode("utf-8")
+        files["data_report.json"] = json.dumps(
+            {**report.to_dict(), **({"corrections": corrected} if corrected is not None else {})},
+            ensure_ascii=False, indent=1, default=vars).encode("utf-8")
         save_model(model, out_dir, info=info, routing=routing_info, extra_files=files)
         log.info("saved model to %s (%.1fs)", out_dir, time.perf_counter() - t0)
     return TrainResult(model, metrics, report, Path(out_dir) if out_dir else None, info)

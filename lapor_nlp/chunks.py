@@ -1,0 +1,263 @@
+"""The chunk table: what routing needs from each distinct whitespace chunk, kept as numpy rows.
+
+The text stages after :func:`~lapor_nlp.text.clean.prepare` act on one whitespace-separated chunk
+at a time (see :mod:`lapor_nlp.text.pipeline`), so a batch is routed from its chunks: the whole
+batch is joined and split once, each chunk becomes an integer id with one dict lookup, and a chunk
+seen for the first time goes through the Preprocessor's stages once. Its row holds
+
+- its tokens as feature ids (-1: not in the model's vocabulary; kept, since a bigram must not
+  join the tokens on either side of an unknown one),
+- how many of its tokens are Sastrawi dictionary words (the ``not_indonesian`` test),
+- its plain words as gazetteer word ids (-1: a word no place name or cue contains).
+
+A batch's documents are then gathered from these rows with a few array operations, with no Python
+work per token. The table is bounded (``max_chunks``); when full it starts again empty, as a cache
+that forgets everything at once.
+
+Threads: ids are given and rows appended under a lock; a row, once written, never changes, and a
+grown array is a new array, so a batch keeps reading the arrays it was given.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+from itertools import compress
+from typing import NamedTuple
+
+import numpy as np
+
+#: Joins the texts of a batch: a chunk no prepared text can hold (``prepare`` removes lone
+#: surrogates from a non-ASCII text, and an ASCII text has none), so it marks the boundaries.
+SEPARATOR = "\ud800"
+_JOIN = f" {SEPARATOR} "
+# Below this many words in a batch, the gazetteer's words are picked in Python (see _relevant).
+_SMALL = 512
+
+
+class _Column:
+    """A growable numpy array (capacity doubling); ``view()`` is the filled part."""
+
+    __slots__ = ("a", "n")
+
+    def __init__(self, dtype, capacity: int = 4096):
+        self.a = np.empty(capacity, dtype)
+        self.n = 0
+
+    def extend(self, values) -> None:
+        values = np.asarray(values, dtype=self.a.dtype)
+        end = self.n + len(values)
+        if end > len(self.a):
+            grown = np.empty(max(end, 2 * len(self.a)), self.a.dtype)
+            grown[:self.n] = self.a[:self.n]
+            self.a = grown  # readers keep the old array; its filled part is never written again
+        self.a[self.n:end] = values
+        self.n = end
+
+    def view(self) -> np.ndarray:
+        return self.a[:self.n]
+
+
+class _State:
+    """One generation of the table: chunk -> id, and the rows (row 0: the separator)."""
+
+    def __init__(self):
+        self.ids: dict[str, int] = {SEPARATOR: 0}
+        self.tok_start, self.tok_len, self.known = _Column(np.int64), _Column(np.int64), _Column(np.int64)
+        self.word_start, self.word_len = _Column(np.int64), _Column(np.int64)
+        self.tokens, self.words = _Column(np.int32), _Column(np.int32)
+        for col in (self.tok_start, self.tok_len, self.known, self.word_start, self.word_len):
+            col.extend([0])
+
+    def arrays(self) -> tuple:
+        return (self.tok_start.view(), self.tok_len.view(), self.known.view(),
+                self.word_start.view(), self.word_len.view(), self.tokens.view(), self.words.view())
+
+
+class Gathered(NamedTuple):
+    """A batch's documents, as arrays (``n`` documents)."""
+
+    token_ids: np.ndarray       # feature ids of every token, documents one after another
+    token_offsets: np.ndarray   # (n + 1,) where each document's tokens start
+    known_words: np.ndarray     # (n,) tokens that are dictionary words
+    n_words: np.ndarray         # (n,) plain words (before normalisation)
+    place_words: np.ndarray     # gazetteer word ids of the words that can matter to find_in_words
+    place_offsets: np.ndarray   # (n + 1,)
+
+
+class ChunkTable:
+    """Rows per distinct chunk for one Router (its model's vocabulary, its gazetteer).
+
+    ``word_roles`` is :meth:`~lapor_nlp.jurisdiction.Gazetteer._word_roles`: (word -> gazetteer
+    word id, is-first-word-of-a-name, is-word-of-a-name, is-cue, longest name in words).
+    """
+
+    def __init__(self, preprocessor, vocabulary: dict[str, int], dictionary, word_roles,
+                 max_chunks: int = 200_000):
+        self._pre = preprocessor
+        self._vocab = vocabulary
+        self._dictionary = dictionary
+        self._place_ids, self._first, self._name, self._cue, self._max_len = word_roles
+        self._roles_lists = None
+        self.max_chunks = max(int(max_chunks), 1)
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every chunk (the next batch processes its chunks again)."""
+        self._state = _State()
+
+    def __len__(self) -> int:
+        return len(self._state.ids)
+
+    # -- ids --------------------------------------------------------------------------------------
+    def ids(self, prepared_texts: list[str]) -> tuple[np.ndarray, tuple]:
+        """(chunk ids of the joined batch, separators included; the arrays to gather them from)."""
+        # The separator stands between spaces, so that it is a chunk of its own.
+        chunks = _JOIN.join(prepared_texts).split()
+        state = self._state
+        found = list(map(state.ids.get, chunks))
+        if None in found:
+            with self._lock:
+                state = self._state
+                new = dict.fromkeys(compress(chunks, map(operator.not_, map(state.ids.__contains__, chunks))))
+                if len(state.ids) + len(new) > self.max_chunks:
+                    self._state = state = _State()
+                    new = dict.fromkeys(chunks)
+                    new.pop(SEPARATOR, None)
+                self._add(state, list(new))
+                found = list(map(state.ids.get, chunks))
+        # Taken after the ids: every id found has its row in these arrays.
+        return np.fromiter(found, np.int64, len(found)), state.arrays()
+
+    def _add(self, state: "_State", new_chunks: list[str]) -> None:
+        """Run each new chunk through the text stages once and append its row (under the lock);
+        the ids are published last, so a reader never finds an id without its row."""
+        pre, vocab, dictionary, place_ids = self._pre, self._vocab, self._dictionary, self._place_ids
+        cached = pre._token_cache.get
+        next_id = len(state.ids)
+        tok_start, tok_len, known, word_start, word_len = [], [], [], [], []
+        tokens: list[int] = []
+        words: list[int] = []
+        t0, w0 = state.tokens.n, state.words.n
+        for chunk in new_chunks:
+            toks, ws = cached(chunk) or pre._process_chunk(chunk)
+            tok_start.append(t0 + len(tokens))
+            tok_len.append(len(toks))
+            known.append(sum(map(dictionary.__contains__, toks)))
+            tokens += [vocab.get(t, -1) for t in toks]
+            word_start.append(w0 + len(words))
+            word_len.append(len(ws))
+            words += [place_ids.get(w, -1) for w in ws]
+        state.tokens.extend(tokens)
+        state.words.extend(words)
+        state.tok_start.extend(tok_start)
+        state.tok_len.extend(tok_len)
+        state.known.extend(known)
+        state.word_start.extend(word_start)
+        state.word_len.extend(word_len)
+        state.ids.update(zip(new_chunks, range(next_id, next_id + len(new_chunks))))
+
+    # -- documents --------------------------------------------------------------------------------
+    def gather(self, cids: np.ndarray, arrays: tuple, n_docs: int) -> Gathered:
+        """The batch's documents from its chunk ids (``ids()``)."""
+        tok_start, tok_len, known, word_start, word_len, tokens, words = arrays
+        # Chunk positions where each document starts: 0 and one after each separator.
+        bounds = np.empty(n_docs + 1, np.int64)
+        bounds[0] = 0
+        bounds[1:-1] = np.flatnonzero(cids == 0) + 1
+        bounds[-1] = len(cids)
+        tl = tok_len[cids]
+        tok_offsets, token_ids = _gather(tok_start[cids], tl, bounds, tokens)
+        kc = np.zeros(len(cids) + 1, np.int64)
+        np.cumsum(known[cids], out=kc[1:])
+        wl = word_len[cids]
+        wc = np.zeros(len(cids) + 1, np.int64)
+        np.cumsum(wl, out=wc[1:])
+        word_offsets, place = _gather(word_start[cids], wl, bounds, words)
+        place, place_offsets = self._relevant(place, word_offsets)
+        kb, wb = kc[bounds], wc[bounds]
+        return Gathered(token_ids, tok_offsets, kb[1:] - kb[:-1], wb[1:] - wb[:-1],
+                        place, place_offsets)
+
+    def _relevant(self, g: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The words that can change what ``Gazetteer.find_in_words`` finds, each run of other
+        words between them as one -1, none at either end of a document. What it finds in them is
+        what it finds in all the words: a name's words are all kept (each is a word of a name
+        within the longest name's length after a first word), a cue just before a first word is
+        kept, and a word that is neither is not a cue, so -1 (no name, no cue) stands for it."""
+        if len(g) < _SMALL:
+            return self._relevant_small(g, offsets)
+        known = g >= 0
+        gi = np.where(known, g, 0)
+        first = self._first[gi] & known
+        if not first.any():  # no name can start anywhere: find_in_words finds nothing
+            return g[:0], np.zeros(len(offsets), np.int64)
+        doc = np.repeat(np.arange(len(offsets) - 1), offsets[1:] - offsets[:-1])
+        keep = first.copy()
+        # a cue right before a first word of the same document
+        keep[:-1] |= self._cue[gi[:-1]] & known[:-1] & first[1:] & (doc[:-1] == doc[1:])
+        name = self._name[gi] & known
+        for k in range(1, self._max_len):  # a name's word, within a name's length after a first word
+            keep[k:] |= name[k:] & first[:-k] & (doc[k:] == doc[:-k])
+        # Collapse each run of dropped words into one -1, and drop runs at either end.
+        kept_before = np.cumsum(keep)  # kept words up to and including each position
+        start_kept = np.concatenate(([0], kept_before))[offsets[:-1]]  # before each document
+        has_kept_before = kept_before - start_kept[doc] > 0
+        # kept words after a position in its document
+        total = kept_before[offsets[1:] - 1] - start_kept
+        after = total[doc] - (kept_before - start_kept[doc])
+        run_start = ~keep & np.concatenate(([True], keep[:-1] | (doc[1:] != doc[:-1])))
+        marker = run_start & has_kept_before & (after > 0)
+        out = keep | marker
+        vals = np.where(keep, g, -1)[out]
+        cnt = np.bincount(doc[out], minlength=len(offsets) - 1)
+        new_offsets = np.zeros(len(offsets), np.int64)
+        np.cumsum(cnt, out=new_offsets[1:])
+        return vals.astype(np.int32, copy=False), new_offsets
+
+    def _relevant_small(self, g: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_relevant` in plain Python, for a few words (a single complaint): the same
+        rules, word by word, cheaper than the ~40 numpy calls of the batch version there."""
+        if self._roles_lists is None:
+            self._roles_lists = (self._first.tolist(), self._name.tolist(), self._cue.tolist())
+        first, name, cue = self._roles_lists
+        span = self._max_len
+        words = g.tolist()
+        bounds = offsets.tolist()
+        out: list[int] = []
+        new_offsets = [0]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            doc = words[a:b]
+            m = len(doc)
+            keep = [False] * m
+            for i, w in enumerate(doc):
+                if w >= 0 and first[w]:
+                    keep[i] = True
+                    if i and doc[i - 1] >= 0 and cue[doc[i - 1]]:
+                        keep[i - 1] = True
+                    for j in range(i + 1, min(i + span, m)):
+                        if doc[j] >= 0 and name[doc[j]]:
+                            keep[j] = True
+            start = len(out)
+            gap = False
+            for w, k in zip(doc, keep):
+                if k:
+                    if gap and len(out) > start:
+                        out.append(-1)
+                    gap = False
+                    out.append(w)
+                else:
+                    gap = True
+            new_offsets.append(len(out))
+        return np.array(out, np.int32), np.array(new_offsets, np.int64)
+
+
+def _gather(starts: np.ndarray, lengths: np.ndarray, bounds: np.ndarray,
+            flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate ``flat[starts[i]:starts[i] + lengths[i]]`` over i: (document offsets, values)."""
+    cum = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=cum[1:])
+    total = int(cum[-1])
+    idx = np.repeat(starts - cum[:-1], lengths) + np.arange(total)
+    return cum[bounds], flat[idx]
