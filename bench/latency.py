@@ -130,7 +130,8 @@ def _one_pass(timed, router, texts, complaints) -> None:
     timed("explanation", lambda: router._explain(X, [(t, h, P, top) for t, (h, P, top) in zip(state.tasks, res)]))
     result = timed("(whole route(), explain off)", lambda: router._route_all(complaints, None, False, 4096))
     records = timed("to_records", result.to_records)
-    timed("pydantic validation", lambda: _PREDICTIONS.validate_python(records))
+    timed("pydantic validation of the records", lambda: _PREDICTIONS.validate_python(records))
+    timed("to_predictions (predict_batch's objects)", result.to_predictions)
 
 
 def reference_flow():

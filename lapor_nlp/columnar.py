@@ -83,10 +83,21 @@ class RoutingResult:
         """One dict per row, each what ``Prediction.model_dump()`` gives (what
         ``Router.predict_records`` returns), with the refused items' errors put back as the
         ``on_error`` of the call asked."""
+        return self._rows(None)
+
+    def to_predictions(self) -> list:
+        """One :class:`~lapor_nlp.schemas.Prediction` per row (what ``Router.predict_batch``
+        returns), built from the columns without validating them again (see
+        :func:`~lapor_nlp.schemas.built_from_checked`); errors put back as in :meth:`to_records`."""
+        return self._rows(_builders())
+
+    def _rows(self, build) -> list:
+        """The rows as dicts (``build`` None) or as Prediction objects (``build``: the four
+        constructors of :func:`_builders`), nested parts included."""
         n = len(self)
         by_task = {}
         for task, cols in self.tasks.items():
-            by_task[task] = _task_dicts(cols)
+            by_task[task] = _task_dicts(cols, build)
         jurisdiction = self.jurisdiction()
         reasons = self.review_reasons()
         needs = self.needs_review.tolist()
@@ -94,13 +105,17 @@ class RoutingResult:
         routed = self.routed_to.tolist()
         topic = by_task.get("topic") or [None] * n
         agency = by_task.get("agency") or [None] * n
-        others = [(t, d) for t, d in by_task.items() if t not in ("topic", "agency")]
+        # A Prediction has no field for another task (validation would drop it): records only.
+        others = [(t, d) for t, d in by_task.items() if t not in ("topic", "agency")] if build is None else []
         exp = self.explanation
         if exp:
             exp_tasks = list(exp)
             explanations = [dict(zip(exp_tasks, terms)) for terms in zip(*exp.values())]
         else:
             explanations = [{} for _ in range(n)]
+        if build is not None:
+            region = build[3]
+            jurisdiction = [None if j is None else region(j) for j in jurisdiction]
         model, version = self.model, self.model_version
         out = [{"id": i, "topic": t, "agency": a, "jurisdiction": j, "routed_to": r,
                 "needs_review": nr, "review_reasons": rr, "explanation": e, "truncated": tr,
@@ -110,6 +125,8 @@ class RoutingResult:
         for task, dicts in others:
             for rec, d in zip(out, dicts):
                 rec[task] = d
+        if build is not None:
+            out = list(map(build[0], out))
         if self._with_errors is not None and self.errors:
             return self._with_errors(out, list(self.positions.tolist()), self.errors, self._on_error)
         return out
@@ -189,20 +206,43 @@ class RoutingResult:
                    np.concatenate([p.truncated for p in parts]), exp, first.model, first.model_version)
 
 
-def _task_dicts(c: TaskColumns) -> list[dict]:
-    """The ``TaskPrediction``-shaped dicts of one task's columns."""
+def _task_dicts(c: TaskColumns, build=None) -> list:
+    """The ``TaskPrediction``-shaped dicts of one task's columns (``build``: as objects)."""
     labels, names = c.labels, c.names
     level = c.level or [None] * len(labels)
     parent = c.parent or [None] * len(labels)
-    if c.positive_alternatives:
-        alts = [[{"label": labels[j], "score": s} for j, s in zip(js, ss) if s > 0]
-                for js, ss in zip(c.alt_label.tolist(), c.alt_score.tolist())]
+    if build is None:
+        if c.positive_alternatives:
+            alts = [[{"label": labels[j], "score": s} for j, s in zip(js, ss) if s > 0]
+                    for js, ss in zip(c.alt_label.tolist(), c.alt_score.tolist())]
+        else:
+            alts = [[{"label": labels[j], "score": s} for j, s in zip(js, ss)]
+                    for js, ss in zip(c.alt_label.tolist(), c.alt_score.tolist())]
     else:
-        alts = [[{"label": labels[j], "score": s} for j, s in zip(js, ss)]
-                for js, ss in zip(c.alt_label.tolist(), c.alt_score.tolist())]
-    return [{"label": labels[b], "score": s, "name": names[b], "threshold": t, "alternatives": a,
+        pair = build[2]
+        if c.positive_alternatives:
+            alts = [[pair({"label": labels[j], "score": s}) for j, s in zip(js, ss) if s > 0]
+                    for js, ss in zip(c.alt_label.tolist(), c.alt_score.tolist())]
+        else:
+            alts = [[pair({"label": labels[j], "score": s}) for j, s in zip(js, ss)]
+                    for js, ss in zip(c.alt_label.tolist(), c.alt_score.tolist())]
+    rows = [{"label": labels[b], "score": s, "name": names[b], "threshold": t, "alternatives": a,
              "level": level[b], "parent": parent[b]}
             for b, s, t, a in zip(c.label.tolist(), c.score.tolist(), c.threshold.tolist(), alts)]
+    return rows if build is None else list(map(build[1], rows))
+
+
+_BUILDERS: tuple | None = None
+
+
+def _builders() -> tuple:
+    """The constructors of Prediction, TaskPrediction, LabelScore and Region from checked dicts."""
+    global _BUILDERS
+    if _BUILDERS is None:
+        from .schemas import LabelScore, Prediction, Region, TaskPrediction, built_from_checked
+
+        _BUILDERS = tuple(map(built_from_checked, (Prediction, TaskPrediction, LabelScore, Region)))
+    return _BUILDERS
 
 
 _TABLES: dict[tuple[str, ...], Any] = {}

@@ -86,19 +86,19 @@ def _classify(run: str, n: int, digits: str, before: str) -> str | None:
     return None
 
 
-def mask_pii(text: str, *, people: bool = False) -> str:
-    """Return ``text`` with NIK/KK, phone numbers, emails, plates and bank accounts masked; with
-    ``people``, also the personal names and home addresses that a cue introduces ([NAMA],
-    [ALAMAT]: see ``_people_spans``).
+def mask_pii(text: str, *, people: bool = True) -> str:
+    """Return ``text`` with NIK/KK, phone numbers, emails, plates and bank accounts masked, and
+    (``people``, the default) the personal names and home addresses that a cue introduces
+    ([NAMA], [ALAMAT]: see ``_people_spans``).
 
     >>> mask_pii("hub 0812-3456-7890 atau email budi@contoh.id")
     'hub [TELEPON] atau email [EMAIL]'
-    >>> mask_pii("Nama : Slamet Budiono, alamat KTP : Jl. Jojoran Baru No.16", people=True)
+    >>> mask_pii("Nama : Slamet Budiono, alamat KTP : Jl. Jojoran Baru No.16")
     'Nama : [NAMA], alamat KTP : [ALAMAT]'
 
-    Reports, logs and anything a person reads use ``people=True``. The routing pipeline does not
-    (the :class:`~lapor_nlp.text.Preprocessor` masks numbers only): the words of a street are what
-    the gazetteer reads to find the office, and a model never stores a text.
+    Reports, logs and anything a person reads use the default. The routing pipeline passes
+    ``people=False`` (the :class:`~lapor_nlp.text.Preprocessor` masks numbers only): the words of a
+    street are what the gazetteer reads to find the office, and a model never stores a text.
 
     Non-``str`` input raises :class:`~lapor_nlp.errors.InputTypeError`; bytes must be UTF-8.
     """

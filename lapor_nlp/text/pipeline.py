@@ -194,7 +194,7 @@ class Preprocessor:
     def tokens(self, text: str) -> list[str]:
         """The final tokens of one text (``[]`` for empty, whitespace-only or emoji-only text)."""
         if self.mask_pii:
-            text = mask_pii(text)
+            text = mask_pii(text, people=False)  # numbers only: see mask_pii
         chunks = prepare(text).split()
         if len(chunks) > 1:
             try:  # warm path: every chunk seen before, all fetched by one call in C
@@ -215,7 +215,7 @@ class Preprocessor:
         # in C, then one loop joins them: fewer interpreter steps than a lookup per chunk
         # (bench/preprocess.py compares the variants).
         if self.mask_pii:
-            text = mask_pii(text)
+            text = mask_pii(text, people=False)  # numbers only: see mask_pii
         chunks = prepare(text).split()
         out: list[str] = []
         words: list[str] = []
