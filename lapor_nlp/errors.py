@@ -14,7 +14,7 @@ The facts are attributes, so a caller need not parse the text (``str(exc)`` is
 - ``field``: what was wrong: ``"text"``, ``"location.regency"``, ``"target_precision"``, or None.
 
 Codes: 00x input (a call's arguments and complaints), 01x training data, 02x fitting, 03x model
-files, 04x batch runs, 05x the service.
+files, 04x batch runs, 05x the service, 09x operators' corrections.
 """
 
 from __future__ import annotations
@@ -190,3 +190,20 @@ def check_on_error(on_error) -> str:
         raise InputValueError(f"on_error must be 'raise', 'skip' or 'return', got {on_error!r}",
                               field="on_error")
     return on_error
+
+
+#: The prefixes pydantic puts before the message of a ``ValueError``/``assert`` raised in a
+#: validator: its wording, not ours, so they are cut before a person sees the message.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def schema_error_message(err: dict) -> str:
+    """One pydantic error (an item of ``ValidationError.errors()``) in plain words: a missing field
+    says so, and a validator's own message loses pydantic's ``"Value error, "`` prefix."""
+    if err.get("type") == "missing":
+        return "required, and missing"
+    msg = str(err.get("msg", ""))
+    for prefix in _PYDANTIC_PREFIXES:
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg

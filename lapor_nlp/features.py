@@ -88,6 +88,28 @@ class TokenTfidf:
             names = [n for n, m in zip(names, self._feature_map_) if m >= 0]
         return np.asarray(names, dtype=object)
 
+    def names_of(self, columns: list[int]) -> list[str]:
+        """The names of some output columns: ``get_feature_names_out()[columns]``, without
+        building the other names (an explanation names a few columns a row; all of them take
+        about 5 MiB as Python strings)."""
+        if not hasattr(self, "idf_"):
+            raise NotFittedError("this TokenTfidf is not fitted")
+        words, codes = self.words_, self.bigram_codes_
+        V = len(words)
+        if self._feature_map_ is not None:  # output column -> column before the map
+            kept = getattr(self, "_kept_columns", None)
+            if kept is None:
+                kept = self._kept_columns = np.flatnonzero(self._feature_map_ >= 0).tolist()
+            columns = [kept[c] for c in columns]
+        out = []
+        for k in columns:
+            if k < V:
+                out.append(words[k])
+            else:
+                c = int(codes[k - V])
+                out.append(f"{words[c // V]} {words[c % V]}")
+        return out
+
     def feature_names(self) -> list[str]:
         """Deprecated alias of :meth:`get_feature_names_out`, as a list."""
         import warnings

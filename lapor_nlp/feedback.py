@@ -29,9 +29,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import DataValidationError, InputValueError, LaporError
+from .errors import DataValidationError, InputValueError, LaporError, schema_error_message
 
 ENV_DB = "LAPOR_NLP_FEEDBACK_DB"
 TASKS = ("topic", "agency", "office")
@@ -89,8 +89,11 @@ class Feedback(BaseModel):
                                                             "then 2, 3...: (id, version) is stored once")
     predicted: Labels = Field(default_factory=Labels, description="what the router said")
     corrected: Labels = Field(..., description="what a person says is right")
-    who: str = Field(..., min_length=1, max_length=200, description="who corrected it")
-    when: datetime = Field(..., description="when it was corrected (ISO 8601; UTC when no offset)")
+    who: str = Field(..., min_length=1, max_length=200,
+                     description="who corrected it (required: the audit trail names a person)")
+    when: datetime = Field(default_factory=lambda: datetime.now(timezone.utc),
+                           description="when it was corrected (ISO 8601; UTC when no offset); "
+                                       "default: when it is received")
 
     _check_text = field_validator("id", "who")(_storable)
 
@@ -103,11 +106,13 @@ class Feedback(BaseModel):
         except (OverflowError, ValueError):
             raise ValueError("when is out of range") from None
 
-    @model_validator(mode="after")
-    def _names_a_correction(self):
-        if not any(getattr(self.corrected, t) for t in TASKS):
-            raise ValueError("corrected must name at least one of topic, agency, office")
-        return self
+    @field_validator("corrected")
+    @classmethod
+    def _names_a_correction(cls, value: Labels) -> Labels:
+        # A field validator, not a model one, so that the error names the field "corrected".
+        if not any(getattr(value, t) for t in TASKS):
+            raise ValueError("name at least one of topic, agency, office")
+        return value
 
     def row(self) -> dict:
         """The flat row stored (``FIELDS`` less ``received_at``)."""
@@ -135,7 +140,24 @@ def as_feedback(item) -> Feedback:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
-        raise InputValueError(f"correction: {field + ': ' if field else ''}{err['msg']}", field=field) from None
+        why = schema_error_message(err)
+        raise InputValueError(f"correction: {field + ': ' if field else ''}{why}", field=field) from None
+
+
+def check_labels(item: Feedback, labels: Mapping[str, Iterable[str]]) -> None:
+    """Refuse a correction to a topic or agency the model does not know (``labels``: a router's
+    ``labels``), naming the field (``corrected.agency``): a typo would otherwise train a new class.
+    Tasks the model has no labels for (office) and ``predicted`` (maybe an older model's) pass."""
+    for task in TASKS:
+        value = getattr(item.corrected, task)
+        known = labels.get(task)
+        if value is None or known is None:
+            continue
+        known = [str(k) for k in known]
+        if value not in known:
+            shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+            raise InputValueError(f"corrected.{task} {value!r} is not one of the model's {task} "
+                                  f"labels ({shown})", field=f"corrected.{task}")
 
 
 def default_path() -> Path:
@@ -180,9 +202,17 @@ class FeedbackStore:
             self._connections.append(conn)
         return conn
 
-    def add(self, item) -> bool:
-        """Store one correction; True if it is new, False if the same one was stored before."""
-        row = as_feedback(item).row()
+    def add(self, item, *, labels: Mapping[str, Iterable[str]] | None = None) -> bool:
+        """Store one correction; True if it is new, False if the same one was stored before.
+        ``labels`` (a router's ``labels``): refuse a correction to a label the model lacks
+        (:func:`check_labels`). A correction without ``when`` is stamped with the time received,
+        and a repeat of it is compared without ``when`` (a retry is still the same correction)."""
+        item = as_feedback(item)
+        if labels is not None:
+            check_labels(item, labels)
+        row = item.row()
+        compared = [c for c in FIELDS if c != "received_at"
+                    and (c != "when" or "when" in item.model_fields_set)]
         row["received_at"] = datetime.now(timezone.utc).isoformat()
         conn = self._connect()
         cols = ", ".join(f'"{c}"' for c in FIELDS)
@@ -201,17 +231,17 @@ class FeedbackStore:
             conn.execute("ROLLBACK")
             raise
         same = dict(zip(FIELDS, stored))
-        if any(same[c] != row[c] for c in FIELDS if c != "received_at"):
+        if any(same[c] != row[c] for c in compared):
             raise FeedbackConflictError(
                 f"complaint {row['id']!r} already has a different correction version "
                 f"{row['version']}; send it as version {self.next_version(row['id'])}", field="version")
         return False
 
-    def add_many(self, items: Iterable) -> dict:
-        """Store several; ``{"stored": n, "duplicates": n}``."""
+    def add_many(self, items: Iterable, *, labels: Mapping[str, Iterable[str]] | None = None) -> dict:
+        """Store several; ``{"stored": n, "duplicates": n}`` (``labels``: as :meth:`add`)."""
         counts = {"stored": 0, "duplicates": 0}
         for item in items:
-            counts["stored" if self.add(item) else "duplicates"] += 1
+            counts["stored" if self.add(item, labels=labels) else "duplicates"] += 1
         return counts
 
     def next_version(self, complaint_id: str) -> int:

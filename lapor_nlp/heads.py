@@ -73,7 +73,12 @@ class LinearHead:
         # A row whose label is missing from its fold's training part cannot be predicted there;
         # it is left out of calibration (its -1e3 score would skew the sigmoid fits).
         valid = np.ones(len(yi), bool)
-        for k, (tr, te) in enumerate(skf.split(np.zeros(len(yi)), strat)):
+        import warnings
+
+        with warnings.catch_warnings():  # one rare row in the shared bucket: scikit-learn warns,
+            warnings.simplefilter("ignore", UserWarning)  # train() says it in plain words instead
+            splits = list(skf.split(np.zeros(len(yi)), strat))
+        for k, (tr, te) in enumerate(splits):
             oof[te] = self._decision(self._fit_svm(X[tr], yi[tr]), X[te])
             valid[te] = np.isin(yi[te], yi[tr])
             if progress:

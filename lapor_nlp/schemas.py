@@ -224,13 +224,18 @@ def built_from_checked(cls: type[BaseModel]):
     more Python per object than this."""
     fields = frozenset(cls.model_fields)
     new, set_attr = object.__new__, object.__setattr__
+    # BaseModel's slots, set through their descriptors (cheaper than a named setattr each).
+    slot = BaseModel.__dict__
+    set_fields = slot["__pydantic_fields_set__"].__set__
+    set_extra = slot["__pydantic_extra__"].__set__
+    set_private = slot["__pydantic_private__"].__set__
 
     def build(values: dict):
         obj = new(cls)
         set_attr(obj, "__dict__", values)
-        set_attr(obj, "__pydantic_fields_set__", set(fields))
-        set_attr(obj, "__pydantic_extra__", None)
-        set_attr(obj, "__pydantic_private__", None)
+        set_fields(obj, set(fields))  # its own set: assignment adds to it
+        set_extra(obj, None)
+        set_private(obj, None)
         return obj
 
     return build

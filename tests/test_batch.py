@@ -568,3 +568,18 @@ def test_a_desk_classifies_its_backlog_among_its_units(model_dir, tmp_path):
     with pytest.raises(InputValueError, match="unknown scope"):
         classify_file(src, tmp_path / "x.csv", model_dir=model_dir, jobs=1, progress=False, scope="kemensihir")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_the_stderr_summary_shows_the_ten_largest_agencies_and_the_json_keeps_all():
+    """Review finding: 2,000 rows printed 94 agency lines on stderr."""
+    from lapor_nlp.batch.summary import Summary
+
+    agencies = {f"agency_{i:02d}": 100 - i for i in range(14)}
+    s = Summary(input="in.csv", output="out.csv", rejects="out.rejects.csv", rows_read=sum(agencies.values()),
+                rows_written=sum(agencies.values()), agencies=agencies)
+    text = s.format()
+    listed = [line.split()[0] for line in text.splitlines() if line.startswith("    agency_")]
+    assert listed == [f"agency_{i:02d}" for i in range(10)]
+    assert f"… and 4 more ({sum(range(87, 91))} rows" in text
+    assert s.to_dict()["agencies"] == agencies
+    assert "more" not in Summary(input="a", output="b", rejects="c", agencies={"x": 1}).format()

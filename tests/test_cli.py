@@ -111,6 +111,16 @@ def test_missing_or_directory_input_is_a_clear_error(tmp_path, model_dir):
         assert ("is a directory" if args[0] == "classify" else "does not exist") in r.stderr
 
 
+def test_classify_refuses_a_utf16_input_before_saying_its_location_columns(tmp_path):
+    """Review finding: "location columns: none" came before the input was refused."""
+    src = tmp_path / "u16.csv"
+    src.write_text("id,text,kecamatan\n1,jalan rusak,Tegalsari\n", encoding="utf-16")
+    r = cli("classify", str(src), "-o", str(tmp_path / "out.csv"))
+    assert r.returncode == 1 and "UTF-16" in r.stderr and "Traceback" not in r.stderr
+    assert "location columns" not in r.stderr, r.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_evaluate_with_no_label_the_model_knows_is_a_clear_error(tmp_path, model_dir):
     data = tmp_path / "x.csv"
     data.write_text("id,text,topic\n1,jalan rusak,bukan_topik\n2,lampu mati,bukan_topik\n", encoding="utf-8")

@@ -295,3 +295,34 @@ def test_predictions_built_from_columns_equal_validated_ones(router):
     a[0].needs_review = not a[0].needs_review
     assert b[0] == router.predict_batch(items[:1])[0] and a[0] != b[0]
     assert "needs_review" in a[0].model_fields_set
+
+
+def test_feature_names_are_made_only_for_the_columns_asked(router):
+    """The explanation names columns one at a time (TokenTfidf.names_of) instead of holding all
+    ~95,000 names: the same names, with and without a feature map (max_features)."""
+    from lapor_nlp.features import TokenTfidf
+
+    features = router.model.features_
+    everything = features.get_feature_names_out().tolist()
+    rng = np.random.default_rng(1)
+    cols = rng.choice(len(everything), 500, replace=False).tolist() + [0, len(everything) - 1]
+    assert features.names_of(cols) == [everything[c] for c in cols]
+    pre = router.model.preprocessor_
+    docs = [pre.analyze(t)[0] for t in _corpus_texts()[:300]]
+    mapped = TokenTfidf(max_features=400).fit(docs)
+    assert mapped._feature_map_ is not None
+    names = mapped.get_feature_names_out().tolist()
+    assert any(" " in n for n in names) and mapped.names_of(list(range(len(names)))) == names
+    # only the names an explanation used are kept
+    fresh = Router(router.model, router.manifest, router.routing)
+    fresh.predict_batch(_corpus_texts()[:50])
+    assert 0 < len(fresh._feature_names) < len(everything) // 10
+
+
+def test_fast_path_equals_the_reference_one_complaint_at_a_time(router):
+    """Batches of one (what predict runs) take the small-batch paths (explanation, top-k, place
+    words): the same records, explanation included."""
+    items = _corpus_texts()[:300] + _items()
+    _assert_same(router, items, explain=True, batch_size=1)
+    one = router.predict(items[3])
+    assert one.model_dump() == router.predict_records(items[:4], explain=True)[3]

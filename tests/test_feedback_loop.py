@@ -56,6 +56,66 @@ def test_a_correction_must_correct_something_and_name_its_fields(tmp_path):
         assert store.count() == 0
 
 
+def test_when_defaults_to_receipt_and_labels_are_checked_when_given(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    labels = {"topic": ["jalan", "sosial"], "agency": ["dinsos", "dinas_pu"]}
+    with FeedbackStore(tmp_path / "fb.db") as store:
+        item = {"id": "w1", "corrected": {"agency": "dinsos"}, "who": "ani"}
+        before = datetime.now(timezone.utc)
+        assert store.add(item, labels=labels) is True
+        when = datetime.fromisoformat(store.records()[0]["when"])
+        assert when.utcoffset() == timedelta(0) and before <= when <= datetime.now(timezone.utc)
+        assert store.add(item) is False  # a retry without `when` is the same correction
+        for task, bad in (("agency", "dinsoss"), ("topic", "jalan_raya")):
+            with pytest.raises(InputValueError) as e:
+                store.add({"id": "w2", "corrected": {task: bad}, "who": "ani"}, labels=labels)
+            assert e.value.field == f"corrected.{task}" and bad in e.value.message
+        # predicted may come from another model; office has no labels to check
+        assert store.add({"id": "w3", "predicted": {"agency": "old"}, "corrected":
+                          {"agency": "dinas_pu", "office": "UPTD X"}, "who": "b"}, labels=labels)
+        with pytest.raises(InputValueError) as e:
+            store.add({"id": "w4", "corrected": {"agency": "dinsos"}})
+        assert e.value.field == "who" and "required" in e.value.message
+        with pytest.raises(InputValueError) as e:
+            store.add({"id": "w4", "corrected": {}, "who": "ani"})
+        assert e.value.field == "corrected" and "Value error" not in str(e.value)
+        assert store.count() == 2
+
+
+def test_the_service_checks_labels_stamps_when_and_explains_who(model_dir, router, tmp_path):
+    pytest.importorskip("fastapi")
+    from datetime import datetime, timezone
+
+    from fastapi.testclient import TestClient
+
+    from lapor_nlp.serve import create_app
+
+    topic, agency = router.labels["topic"][0], router.labels["agency"][0]
+    db = tmp_path / "app.db"
+    with TestClient(create_app(model_dir, feedback_db=db)) as client:
+        for corrected, field in (({"agency": agency + "_x"}, "corrected.agency"),
+                                 ({"topic": "no such topic", "agency": agency}, "corrected.topic")):
+            r = client.post("/v1/feedback", json={"id": "s1", "corrected": corrected, "who": "ani"})
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["field"] == field
+        r = client.post("/v1/feedback", json={"id": "s1", "corrected": {"agency": agency}})
+        err = r.json()["error"]
+        assert r.status_code == 422 and err["field"] == "who" and "required" in err["message"]
+        assert "Value error" not in err["message"] and "JSON object" not in err["message"]
+        r = client.post("/v1/feedback", json={"id": "s1", "corrected": {}, "who": "ani"})
+        err = r.json()["error"]
+        assert r.status_code == 422 and err["field"] == "corrected", err
+        assert "Value error" not in err["message"] and "JSON object" not in err["message"]
+        before = datetime.now(timezone.utc)
+        body = {"id": "s1", "corrected": {"topic": topic, "agency": agency}, "who": "ani"}
+        assert client.post("/v1/feedback", json=body).status_code == 201
+        assert client.post("/v1/feedback", json=body).status_code == 200  # a retry, not a 409
+    with FeedbackStore(db) as store:
+        (row,) = store.records()
+    assert before <= datetime.fromisoformat(row["when"]) <= datetime.now(timezone.utc)
+
+
 def test_export_round_trips_and_the_latest_wins(tmp_path):
     with FeedbackStore(tmp_path / "fb.db") as store:
         store.add_many([correction(1), correction(2), correction(1, version=2, agency="dishub")])
@@ -109,6 +169,23 @@ def test_feedback_cli_add_and_export(tmp_path):
     assert [(r["id"], r["version"], r["corrected_agency"]) for r in rows] == [("A1", "2", "dishub")]
     again = cli("add", "--file", str(_export_file(tmp_path, out.stdout)))
     assert json.loads(again.stdout)["duplicates"] == 1
+
+
+def test_feedback_cli_speaks_plainly_and_checks_labels_with_model(model_dir, tmp_path):
+    db = tmp_path / "cli.db"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "lapor_nlp", "-q", "feedback", "--db", str(db), *args],
+                              capture_output=True, text=True, timeout=300)
+
+    bad = cli("add", "--id", "A1", "--who", "ani")  # corrects nothing
+    assert bad.returncode == 1 and "LAPOR-E002" in bad.stderr and "corrected" in bad.stderr
+    assert "Value error" not in bad.stderr
+    unknown = cli("add", "--model", str(model_dir), "--id", "A1", "--who", "ani",
+                  "--corrected-agency", "dinas_tidak_ada")
+    assert unknown.returncode == 1 and "corrected.agency" in unknown.stderr, unknown.stderr
+    ok = cli("add", "--model", str(model_dir), "--id", "A1", "--who", "ani", "--corrected-agency", "dinsos")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["stored"] == 1, ok.stderr
 
 
 def _export_file(tmp_path, text):

@@ -215,6 +215,7 @@ def test_http_answers_422_for_empty_text_and_an_error_item_in_a_batch(model_dir)
             r = client.post("/v1/predict", json={"text": text})
             assert r.status_code == 422, r.text
             assert r.json()["error"]["field"] == "text"
+            assert r.json()["error"]["code"] == "LAPOR-E006"  # as in a batch item, below
         assert client.post("/v1/predict", json={"text": "halo"}).status_code == 200
         r = client.post("/v1/predict/batch", json={"items": [{"text": GOOD[0]}, {"text": " "}, {"text": GOOD[1]}]})
         assert r.status_code == 200, r.text

@@ -237,12 +237,33 @@ def test_missing_text_and_unknown_fields(client):
 
 
 def test_mask_pii_refuses_a_lone_surrogate_as_predict_does(client):
-    # was a 500 (PydanticSerializationError) while /v1/predict answered 422 (issue 18)
+    # was a 500 (PydanticSerializationError) while /v1/predict answered 422 (issue 18); then both
+    # said "invalid_request" and mask-pii "Value error, ...": now the library's code, in our words
     body = b'{"text": "0812 3456 7890 \\ud800"}'
     for path in ("/v1/mask-pii", "/v1/predict"):
-        err = assert_error(post_raw(client, path, body), 422, "invalid_request", "text")
-        assert "surrogate" in err["message"]
+        err = assert_error(post_raw(client, path, body), 422, "LAPOR-E007", "text")
+        assert "surrogate" in err["message"] and "Value error" not in err["message"]
     assert client.post("/v1/mask-pii", json={"text": "0812 3456 7890"}).json() == {"text": "[TELEPON]"}
+
+
+def test_a_schema_error_on_an_object_is_not_called_a_non_object(client):
+    # pydantic's wording leaked: "the request body must be a JSON object: Value error, ..." for a
+    # body that is an object with one invalid field
+    for body, field in (({"id": "x", "corrected": {}, "who": "ani"}, "corrected"),
+                        ({"id": "x", "corrected": {"agency": "dinsos"}}, "who")):
+        err = assert_error(client.post("/v1/feedback", json=body), 422, "invalid_request", field)
+        assert "JSON object" not in err["message"] and "Value error" not in err["message"]
+        assert err["message"].startswith(f"{field}: ")
+    err = assert_error(client.post("/v1/predict", json={"text": ""}), 422, "LAPOR-E006", "text")
+    assert "empty" in err["message"]
+
+
+def test_serve_help_lists_every_endpoint():
+    out = subprocess.run([sys.executable, "-m", "lapor_nlp", "serve", "--help"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120).stdout
+    for endpoint in ("/v1/predict/batch", "/v1/mask-pii", "/v1/feedback", "/v1/model", "/metrics",
+                     "/healthz", "/readyz"):
+        assert endpoint in out, endpoint
 
 
 @pytest.mark.parametrize("depth", [990, 100_000])

@@ -217,3 +217,42 @@ def test_help_shows_the_defaults(capsys):
         for e in expected:
             assert e in text, (verb, e)
         assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_the_card_retrains_with_the_options_that_changed_the_data_and_stderr_says_each_line_once(tmp_path):
+    """Review findings: the card's retrain command dropped --corrections (and --out's path), the
+    card gave the file's sha256 as if the labels were its own, `train --cv` showed scikit-learn's
+    raw UserWarning for a one-row label, and every summary line was on stderr twice."""
+    import os
+    import subprocess
+    import sys
+
+    from lapor_nlp.cli import build_parser
+
+    rows = tiny_rows((12,) * 4)
+    rows[0]["topic"] = "langka"  # a label with one training row
+    write_csv(tmp_path / "d.csv", rows)
+    (tmp_path / "fix.csv").write_text("id,corrected_topic,corrected_agency\nt1,lingkungan,\nt2,,dlh\n"
+                                      "nope,sosial,\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "lapor_nlp", "train", "--data", "d.csv", "--out", "models/c",
+                        "--id-col", "id", "--min-count", "1", "--rare", "keep", "--test-size", "0.25",
+                        "--cv", "2", "--corrections", "fix.csv", "--map-labels", "none", "--skip-bad"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONWARNINGS": "default"})
+    assert r.returncode == 0, r.stderr
+    assert "UserWarning" not in r.stderr and "site-packages" not in r.stderr
+    assert "topic: label 'langka' has only 1 training row" in r.stderr
+    summaries = [line for line in r.stderr.splitlines() if "accuracy" in line and "fold" not in line]
+    assert len(summaries) == 4 and len(set(s.removeprefix("lapor-nlp: test ") for s in summaries)) == 4, summaries
+    card = (tmp_path / "models" / "c" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    report = json.loads((tmp_path / "models" / "c" / "data_report.json").read_text())["corrections"]
+    changed = report["labels_changed"]
+    assert report["rows_changed"] == 2 and report["unmatched_ids"] == 1 and len(report["sha256"]) == 64
+    line = next(x for x in card.splitlines() if x.startswith("- corrections:"))
+    for fact in (f"{report['rows_changed']} rows", f"topic {changed['topic']}", "`fix.csv`", report["sha256"],
+                 "1 named ids not in the data"):
+        assert fact in line, (fact, line)
+    cmd = card.split("```bash\n")[1].split("\n```")[0]
+    args = build_parser().parse_args(shlex.split(cmd)[1:])
+    assert (args.out, args.corrections, args.map_labels, args.skip_bad, args.cv, args.id_col, args.rare,
+            args.min_count, args.test_size) == ("models/c", "fix.csv", "none", True, 2, "id", "keep", 1, 0.25)

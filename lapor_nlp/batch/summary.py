@@ -43,8 +43,9 @@ class Summary:
         d["balanced"] = self.balanced
         return d
 
-    def format(self) -> str:
-        """A human summary (for stderr). Holds counts and labels only, never complaint text."""
+    def format(self, top: int = 10) -> str:
+        """A human summary (for stderr). Holds counts and labels only, never complaint text; the
+        ``top`` most frequent agencies (every count is in :meth:`to_dict`, the JSON on stdout)."""
         w = len(f"{self.rows_read:,}")
         reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.rejected_by_reason.items(),
                                                              key=lambda kv: -kv[1]))
@@ -63,7 +64,11 @@ class Summary:
         ]
         if self.agencies:
             lines.append("  per agency:")
-            aw = max(len(a) for a in self.agencies)
-            for agency, n in sorted(self.agencies.items(), key=lambda kv: (-kv[1], kv[0])):
-                lines.append(f"    {agency:<{aw}}  {n:>{w},}")
+            ranked = sorted(self.agencies.items(), key=lambda kv: (-kv[1], kv[0]))
+            shown, rest = ranked[:top], ranked[top:]
+            aw = max(len(a) for a, _ in shown)
+            lines += [f"    {agency:<{aw}}  {n:>{w},}" for agency, n in shown]
+            if rest:
+                lines.append(f"    … and {len(rest)} more ({sum(n for _, n in rest):,} rows; every "
+                             "agency's count is in the JSON summary on stdout)")
         return "\n".join(lines)

@@ -64,15 +64,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _columns(args: argparse.Namespace):
     """The columns the options name, with the location columns they leave out found in the
     input by name (``district``, ``kecamatan``, ...); the location mapping is said on stderr, so
-    that a backlog read without its places does not go unnoticed."""
+    that a backlog read without its places does not go unnoticed. The input's own checks come
+    first (missing, a directory, UTF-16 text): a mapping said before the input is refused misleads."""
     from ..batch.inputs import InputFile
     from ..columns import location_from_names
     from ..errors import LaporError
-    from ..io import detect_format
+    from ..io import detect_format, refuse_wide_text, require_file
 
     columns = columns_from_args(args, labels=False)
+    fmt = detect_format(require_file(args.input), args.format)
+    if fmt != "parquet":
+        refuse_wide_text(args.input)
     try:
-        source = InputFile.open(Path(args.input), detect_format(args.input, args.format))
+        source = InputFile.open(Path(args.input), fmt)
         names = source.known_columns()
     except (LaporError, OSError, ValueError):  # classify_file says what is wrong with the input
         return columns

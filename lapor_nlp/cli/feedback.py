@@ -3,7 +3,9 @@
 The database is the one the service writes (POST /v1/feedback): --db, else LAPOR_NLP_FEEDBACK_DB,
 else feedback.sqlite3 in the user data directory. Storing the same (id, version) again is a
 no-op; the same key with other content is refused (exit 1): give it the next version. An export
-(CSV or JSONL, stdout or -o) feeds `lapor-nlp train --corrections`.
+(CSV or JSONL, stdout or -o) feeds `lapor-nlp train --corrections`. `add --model DIR` refuses a
+corrected topic or agency that the model does not know (the service checks against its own model);
+without --model, labels are not checked.
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for side in ("predicted", "corrected"):
         for task in ("topic", "agency", "office"):
             a.add_argument(f"--{side}-{task}", default=None, metavar="LABEL")
-    a.add_argument("--who", default=None, help="who corrected it")
+    a.add_argument("--who", default=None, help="who corrected it (required: the audit trail "
+                                               "names a person)")
     a.add_argument("--when", default=None, metavar="ISO-8601", help="default: now (UTC)")
+    a.add_argument("--model", default=None, metavar="DIR",
+                   help="refuse a corrected topic or agency that is not one of this model's labels "
+                        "(as the service does with its model); without it, labels are not checked")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"lapor-nlp: {n} correction(s) from {store.path}", file=sys.stderr)
             return 0
+        labels = None
+        if args.model:
+            from ..router import Router
+
+            labels = Router.load(args.model).labels
         if args.file:
             if args.id:
                 raise InputValueError("give --file or --id, not both")
@@ -69,19 +80,19 @@ def run(args: argparse.Namespace) -> int:
                     if ERROR in row:
                         raise InputValueError(f"{args.file}: line {row[LINE]}: {row[ERROR]}")
                     yield {k: v for k, v in row.items() if k != LINE and v not in (None, "")}
-            counts = store.add_many(items())
+            counts = store.add_many(items(), labels=labels)
         else:
             if not args.id or not args.who:
                 raise InputValueError("add needs --id and --who (and a --corrected-topic, "
                                       "--corrected-agency or --corrected-office), or --file")
-            from datetime import datetime, timezone
-
             item = {"id": args.id, "version": args.version or store.next_version(args.id),
-                    "who": args.who, "when": args.when or datetime.now(timezone.utc).isoformat()}
+                    "who": args.who}
+            if args.when:  # else the time it is stored
+                item["when"] = args.when
             for side in ("predicted", "corrected"):
                 item[side] = {t: v for t in ("topic", "agency", "office")
                               if (v := getattr(args, f"{side}_{t}")) is not None}
             counts = {"stored": 0, "duplicates": 0}
-            counts["stored" if store.add(item) else "duplicates"] += 1
+            counts["stored" if store.add(item, labels=labels) else "duplicates"] += 1
         print(json.dumps({**counts, "total": store.count(), "db": str(store.path)}))
     return 0

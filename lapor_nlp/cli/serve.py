@@ -1,7 +1,8 @@
 """Serve the router over HTTP (FastAPI on uvicorn; needs the [serve] extra).
 
-Endpoints: POST /v1/predict, POST /v1/predict/batch, POST /v1/mask-pii, GET /v1/model, GET /healthz,
-GET /readyz; the OpenAPI document is at /openapi.json and the interactive docs at /docs.
+Endpoints: POST /v1/predict, POST /v1/predict/batch, POST /v1/mask-pii, POST /v1/feedback (an
+operator's correction, into --feedback-db), GET /v1/model, GET /healthz, GET /readyz, GET /metrics;
+the OpenAPI document is at /openapi.json and the interactive docs at /docs.
 
 API key: taken from --api-key-file (first line) or the LAPOR_NLP_API_KEY environment variable, and
 then required in the X-API-Key header of every request but /healthz and /readyz. Without a key the
@@ -11,7 +12,8 @@ the network in front of it does the access control.
 Under load it sheds rather than queues: past --max-concurrency predict, batch and mask-pii
 requests in flight per worker (or --queue-timeout s waiting for the prediction thread, or
 --max-buffered-bytes of bodies in memory) a request gets 503 with Retry-After at once, while
-/healthz, /readyz and /metrics are always answered. Headers must arrive within --header-timeout s
+/healthz, /readyz and /metrics are always answered. POST /v1/feedback is not counted by
+--max-concurrency or --queue-timeout; its body counts against --max-buffered-bytes. Headers must arrive within --header-timeout s
 and a body within --body-timeout s (408); idle keep-alive connections close after
 --keep-alive-timeout s. GET /metrics serves Prometheus metrics (it needs the API key when one is
 set, also accepted as "Authorization: Bearer KEY").

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ._columns import add_column_arguments, columns_from_args
 from ._help import show_defaults
@@ -97,8 +96,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..training import train
     from ..training.default import ensure_default_model
-    from ..training.cv import cv_line
-    from ..training.metrics import summary_line
 
     result = train(
         args.data, args.out, columns=columns_from_args(args), fmt=args.format,
@@ -111,11 +108,8 @@ def run(args: argparse.Namespace) -> int:
         cv=args.cv, cv_group=None if args.cv_group == "stratified" else args.cv_group,
         corrections=args.corrections,
     )
-    if not args.quiet:
-        for task, m in result.metrics.items():
-            print(summary_line(task, m), file=sys.stderr)
-        for task, s in result.info.get("cv", {}).items():
-            print(cv_line(task, s), file=sys.stderr)
+    # The test and cross-validation summaries are on stderr already: train() logs them as it
+    # measures them ("lapor-nlp: test topic: ..."; -q silences them).
     print(json.dumps({"model": str(result.out_dir), "data": result.info["data"],
                       "label_mapping": result.data_report.label_mapping,
                       "metrics": result.info["metrics"],

@@ -15,7 +15,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..errors import BatchInputError, DataValidationError, InputTypeError, InputValueError, LaporError
+from ..errors import (BatchInputError, DataValidationError, InputTypeError, InputValueError,
+                      LaporError, schema_error_message)
+from ..schemas import TEXT_ERRORS
 from ._fastapi import FastAPI, Request, RequestValidationError, Response, StarletteHTTPException
 from .limits import Overloaded
 
@@ -95,23 +97,29 @@ def validation_to_api_error(errors: list[dict], max_batch: int) -> ApiError:
         pos = f" at character {loc[1]}" if len(loc) > 1 else ""
         why = (first.get("ctx") or {}).get("error", "JSON decode error")
         return ApiError(400, "malformed_json", f"the request body is not valid JSON: {why}{pos}")
-    details = [{"field": _field(e.get("loc", ())), "message": str(e.get("msg", "")),
+    # A text problem first, as the library does (schemas.complaint_error): it has its own code.
+    first = next((e for e in errors if e.get("type") in TEXT_ERRORS), first)
+    errors = [first] + [e for e in errors if e is not first]
+    details = [{"field": _field(e.get("loc", ())), "message": schema_error_message(e),
                 "type": str(e.get("type", ""))} for e in errors[:20]]
     field = details[0]["field"]
+    text_error = TEXT_ERRORS.get(first.get("type"))
+    code = text_error.code if text_error is not None else "invalid_request"
     if field == "items" and first.get("type") == "too_long":
         got = (first.get("ctx") or {}).get("actual_length")
         return ApiError(422, "batch_too_large",
                         f"a batch holds at most {max_batch} complaints"
                         + (f", this one has {got}" if got is not None else "")
                         + "; split it into several requests", field="items")
-    if field is None:
-        message = ("the request body must be a JSON object: "
-                   + ("it is missing" if first.get("type") == "missing" else details[0]["message"]))
-    else:
-        message = f"{field}: {details[0]['message']}"
+    if field is None and first.get("type") == "missing":
+        message = "the request body must be a JSON object: it is missing"
+    elif field is None and not isinstance(first.get("input"), dict):
+        message = "the request body must be a JSON object: " + details[0]["message"]
+    else:  # a field's error, or one about the object as a whole
+        message = f"{field}: {details[0]['message']}" if field else details[0]["message"]
         if len(details) > 1:
             message += f" (and {len(details) - 1} more error{'s' if len(details) > 2 else ''})"
-    return ApiError(422, "invalid_request", message, field=field,
+    return ApiError(422, code, message, field=field,
                     details=details if len(details) > 1 else None)
 
 

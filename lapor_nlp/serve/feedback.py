@@ -1,7 +1,11 @@
 """``POST /v1/feedback``: an operator's correction of a prediction, into the feedback database
 (:mod:`lapor_nlp.feedback`).
 
-It passes the same gate as every endpoint (API key, body size, JSON only). The store is opened on
+It passes the same gate as every endpoint (API key, body size, JSON only; not the work limits:
+``--max-concurrency`` and ``--queue-timeout`` shed predictions, not corrections). ``who`` is
+required (the audit trail names a person); ``when`` defaults to the time of receipt. A corrected
+topic or agency must be one of the serving model's labels (else 422, ``field``
+``corrected.agency``). The store is opened on
 the first correction (a service that never receives one creates no file) at the path given to
 :func:`~lapor_nlp.serve.create_app`, else ``LAPOR_NLP_FEEDBACK_DB``, else the user data directory.
 The endpoint is a plain function, so FastAPI runs it in its thread pool: a commit's fsync never
@@ -18,6 +22,7 @@ from ..feedback import Feedback, FeedbackConflictError, FeedbackStore
 from ._fastapi import FastAPI, Request, Response
 from .errors import ApiError
 from .models import ERROR_RESPONSES, ErrorResponse
+from .routes import _ready_router
 
 
 class FeedbackReceipt(BaseModel):
@@ -39,8 +44,9 @@ def add_feedback_route(app: FastAPI, db_path: str | Path | None = None) -> None:
             return app.state.feedback_store
 
     def feedback(item: Feedback, request: Request, response: Response) -> FeedbackReceipt:
+        router = _ready_router(request)  # its labels check the correction
         try:
-            stored = store().add(item)
+            stored = store().add(item, labels=router.labels)
         except FeedbackConflictError as exc:
             raise ApiError(409, "feedback_conflict", exc.message, field="version") from None
         response.status_code = 201 if stored else 200
@@ -48,7 +54,9 @@ def add_feedback_route(app: FastAPI, db_path: str | Path | None = None) -> None:
 
     app.add_api_route("/v1/feedback", feedback, methods=["POST"], response_model=FeedbackReceipt,
                       status_code=201,
-                      responses={**{k: v for k, v in ERROR_RESPONSES.items() if k != 503},
+                      responses={**ERROR_RESPONSES,
+                                 503: {"model": ErrorResponse, "description": "model not loaded "
+                                       "yet (not_ready): its labels check the correction"},
                                  200: {"model": FeedbackReceipt, "description": "already stored"},
                                  409: {"model": ErrorResponse, "description": "this (id, version) "
                                        "holds another correction: send the next version"}},

@@ -9,6 +9,7 @@ endpoints, and describes the error body.
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model, field_validator
+from pydantic_core import PydanticCustomError
 
 from ..schemas import Prediction, text_problem, text_problem_message
 
@@ -45,9 +46,10 @@ class MaskRequest(BaseModel):
         # The complaint's rule (lapor_nlp.schemas.text_problem): a lone surrogate cannot be
         # written back as JSON, so it is refused here (422) as /v1/predict refuses it, instead of
         # failing when the answer is serialised (a 500). Empty text is fine to mask.
+        # Its own error type (as in Complaint), so the answer carries the library's code.
         problem = text_problem(v, required=False)
         if problem is not None:
-            raise ValueError(text_problem_message(problem))
+            raise PydanticCustomError(problem, text_problem_message(problem))
         return v
 
 

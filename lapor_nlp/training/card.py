@@ -9,6 +9,7 @@ Written by :func:`lapor_nlp.training.train`, listed and hashed in the manifest l
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from .._version import __version__
 
@@ -28,10 +29,17 @@ def _ci(ci) -> str:
     return f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] is not None else ""
 
 
-def retrain_command(info: dict, data_name: str = "DATA") -> str:
-    """The ``lapor-nlp train`` command line that rebuilds this model from its data."""
+def retrain_command(info: dict, data_name: str = "DATA", out: str | None = None, fmt: str | None = None) -> str:
+    """The ``lapor-nlp train`` command line that rebuilds this model from its data: every option
+    that changed the rows or labels it learnt from (corrections, label mapping, --skip-bad) or how
+    it was measured. ``out``: the model directory as it was given (default: the model's name)."""
     d, p = info["data"], info["params"]
-    args = ["lapor-nlp", "train", "--data", data_name, "--out", info.get("name", "MODEL")]
+    name = info.get("name", "MODEL")
+    args = ["lapor-nlp", "train", "--data", data_name, "--out", out or name]
+    if out and name != Path(out).name:
+        args += ["--name", name]
+    if fmt:
+        args += ["--format", fmt]
     defaults = {"text": "text", "topic": "topic", "agency": "agency"}
     cols = info.get("columns", {})
     for key, col in cols.items():
@@ -53,6 +61,14 @@ def retrain_command(info: dict, data_name: str = "DATA") -> str:
             args += [opt, str(p[key])]
     if d.get("refit_all"):
         args.append("--refit-all")
+    if d.get("skip_bad"):
+        args.append("--skip-bad")
+    mode = (d.get("label_mapping") or {}).get("mode")
+    if mode and mode != "auto":
+        args += ["--map-labels", mode]
+    if d.get("corrections"):
+        source = d["corrections"].get("source")
+        args += ["--corrections", source if source and source != "rows" else "CORRECTIONS"]
     if info.get("home_region"):
         args += ["--home-region", info["home_region"]]
     if d.get("cv"):
@@ -60,10 +76,23 @@ def retrain_command(info: dict, data_name: str = "DATA") -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
-def model_card(info: dict, metrics: dict, thresholds: dict, *, date_range=None, cv: dict | None = None) -> str:
+def _corrections_line(c: dict) -> str:
+    """The data section's line for operators' corrections: the labels are no longer the file's."""
+    by_task = ", ".join(f"{t} {n}" for t, n in c.get("labels_changed", {}).items()) or "none"
+    source = "rows given in Python" if c.get("source") == "rows" else f"`{c.get('source')}`"
+    return (f"- corrections: {c.get('rows_changed', 0)} rows relabelled by {c.get('corrections', 0)} "
+            f"operators' corrections from {source} (labels changed: {by_task})"
+            + (f", sha256 `{c['sha256']}` (of the corrections applied)" if c.get("sha256") else "")
+            + (f"; {c['unmatched_ids']} named ids not in the data" if c.get("unmatched_ids") else "")
+            + ": the labels learnt are the data file's with these applied, not the file's own")
+
+
+def model_card(info: dict, metrics: dict, thresholds: dict, *, date_range=None, cv: dict | None = None,
+               out: str | None = None, fmt: str | None = None) -> str:
     """The card's Markdown. ``info``: what train() puts in the manifest (with ``intervals`` per
     task in ``metrics`` when measured); ``thresholds``: ``{task: {label: threshold}}``;
-    ``date_range``: (first, last) date of the rows used."""
+    ``date_range``: (first, last) date of the rows used; ``out``, ``fmt``: the model directory and
+    data format as train() was given them, for the retrain command."""
     d = info["data"]
     name = info.get("name", "model")
     lines = [f"# Model card: {name}", "",
@@ -77,6 +106,8 @@ def model_card(info: dict, metrics: dict, thresholds: dict, *, date_range=None, 
              + (f" ({', '.join(f'{k}: {v}' for k, v in d['rejected_by_reason'].items())})"
                 if d.get("rejected_by_reason") else ""),
              ]
+    if d.get("corrections"):
+        lines.append(_corrections_line(d["corrections"]))
     if date_range:
         lines.append(f"- dates: {date_range[0]} to {date_range[1]}")
     if d.get("missing_labels"):
@@ -168,9 +199,10 @@ def model_card(info: dict, metrics: dict, thresholds: dict, *, date_range=None, 
                           "to review: " + ", ".join(never)]
         lines.append("")
     lines += ["## How to retrain", "",
-              "With the same data file (check its sha256 above) and this lapor-nlp version "
-              f"({__version__}):", "", "```bash",
-              retrain_command(info, d["source"]), "```", "",
+              "With the same data file (check its sha256 above)"
+              + (", the same corrections" if d.get("corrections") else "")
+              + f" and this lapor-nlp version ({__version__}):", "", "```bash",
+              retrain_command(info, d["source"], out, fmt), "```", "",
               "Before replacing a deployed model, compare the two on the same labelled rows "
               "(`lapor-nlp compare --data FILE OLD_DIR NEW_DIR --require-better`).", ""]
     return "\n".join(lines)

@@ -289,6 +289,18 @@ def split_examples(examples: list[Example], *, split_date: str | None = None, te
 
 
 # -- Corrections fed back by operators -------------------------------------------------------------
+def corrections_fingerprint(rows) -> str:
+    """sha256 of the corrections as applied (id and corrected labels, latest per id, by id): the
+    same for a feedback database and its export, so that a model card can name what changed its
+    labels whatever the corrections came from."""
+    import hashlib
+    import json
+
+    fields = ("id", "corrected_topic", "corrected_agency", "corrected_office")
+    canon = sorted([str(r.get(f) or "") for f in fields] for r in rows)
+    return hashlib.sha256(json.dumps(canon, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 def apply_corrections(examples: list[Example], corrections, splitter: AgencySplitter | None = None
                       ) -> tuple[list[Example], dict]:
     """Operators' corrections over the data, by id (:mod:`lapor_nlp.feedback`): ``corrections`` is
@@ -336,7 +348,8 @@ def apply_corrections(examples: list[Example], corrections, splitter: AgencySpli
                 changed_ids.add(e.id)
         if c.get("corrected_office") and not topic and not agency:
             office_only += 1
-    summary = {"source": source, "corrections": len(rows), "matched": len(rows) - len(unmatched),
+    summary = {"source": source, "corrections": len(rows), "sha256": corrections_fingerprint(rows),
+               "matched": len(rows) - len(unmatched),
                "rows_changed": len(changed_ids), "labels_changed": dict(changed),
                "office_only": office_only, "unmatched_ids": len(unmatched),
                "unmatched_examples": unmatched[:20], "changed_ids": sorted(changed_ids)[:1000]}

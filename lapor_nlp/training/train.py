@@ -256,6 +256,16 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
         return new_model().fit([e.text for e in exs], {t: [getattr(e, t) for e in exs] for t in tasks},
                                progress=progress)
 
+    for task in tasks:  # too few to be held out once: scikit-learn's split would only warn
+        single = sorted(lab for lab, n in Counter(getattr(e, task) for e in train_ex).items()
+                        if lab is not None and n < 2)
+        if single:
+            log.warning("%s: %s only 1 training row: %s calibration and review threshold use no "
+                        "held-out example of %s", task,
+                        f"label {single[0]!r} has" if len(single) == 1 else
+                        f"{len(single)} labels have ({', '.join(map(repr, single[:5]))}"
+                        + (", ..." if len(single) > 5 else "") + ")",
+                        "its" if len(single) == 1 else "their", "it" if len(single) == 1 else "them")
     t_fit = time.perf_counter()
     model = fit(train_ex)
     fit_seconds = time.perf_counter() - t_fit
@@ -290,6 +300,7 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
         "data": {"source": Path(str(data)).name, "sha256": report.sha256,
                  "rows_read": report.rows_read, "rows_used": report.rows_used,
                  "rows_rejected": report.rows_rejected, "rejected_by_reason": report.rejected_by_reason,
+                 "skip_bad": skip_bad,
                  "rare_labels": report.rare_labels, "train_rows": len(train_ex),
                  "test_rows": len(test_ex), "rows_dropped": dropped, "refit_all": refit_all,
                  "label_mapping": {k: mapping.get(k) for k in ("mode", "applied", "mapped")},
@@ -327,7 +338,7 @@ def train(data: str | Path, out_dir: str | Path | None = None, *, columns: Colum
             if metrics else {}
         thresholds = {t: dict(zip(map(str, h.classes_), h.thresholds_.tolist())) for t, h in model.heads_.items()}
         files[MODEL_CARD] = model_card(info, metrics, thresholds, date_range=info["data"]["date_range"],
-                                       cv=cv_result).encode("utf-8")
+                                       cv=cv_result, out=str(out_dir), fmt=fmt).encode("utf-8")
         routing_info = {"agency_types": agency_types, **places, "home_region": home_region,
                         "topic_agency_counts": topic_agency_counts(examples if refit_all else train_ex),
                         "label_names": {}, **taxonomy_routing, **(routing or {})}
