@@ -134,8 +134,11 @@ class RoutingResult:
     def columns(self) -> dict[str, Any]:
         """Flat columns (name -> array or list), what :meth:`to_pandas` and :meth:`to_arrow`
         hold: ``id``, per task ``<task>``, ``<task>_score``, ``<task>_threshold``, then
-        ``routed_to``, ``region``, ``needs_review``, ``review_reasons``, ``truncated``."""
-        cols: dict[str, Any] = {"id": list(self.ids)}
+        ``routed_to``, ``region``, ``needs_review``, ``review_reasons``, ``truncated``; first
+        ``position`` (each row's index in the input) when the result came from ``route()``, so that
+        rows stay matched to their items after ``on_error`` left some out."""
+        cols: dict[str, Any] = {} if self.positions is None else {"position": self.positions}
+        cols["id"] = list(self.ids)
         for task, c in self.tasks.items():
             cols[task] = self.label(task)
             cols[f"{task}_score"] = c.score
@@ -149,14 +152,16 @@ class RoutingResult:
         return cols
 
     def to_pandas(self):
-        """A pandas DataFrame of :meth:`columns` (needs pandas)."""
+        """A pandas DataFrame of :meth:`columns`, indexed by ``position`` (needs pandas)."""
         try:
             import pandas as pd
         except ImportError:  # pragma: no cover - depends on the environment
             from .errors import DependencyError
 
             raise DependencyError("RoutingResult.to_pandas() needs pandas: pip install pandas") from None
-        return pd.DataFrame(self.columns())
+        frame = pd.DataFrame(self.columns())
+        # Indexed by the input's positions: after a refused item, row k is not item k.
+        return frame.set_index("position") if "position" in frame else frame
 
     def to_arrow(self):
         """A pyarrow Table of :meth:`columns` (needs pyarrow)."""

@@ -169,6 +169,17 @@ def test_route_on_error_keeps_positions(router):
         router.route(items)
 
 
+def test_route_tables_keep_each_row_at_its_input_position_after_a_refused_item(router):
+    items = ["jalan rusak di kota malang", 42, "air pdam mati"]
+    result = router.route(items, on_error="skip")
+    pd = pytest.importorskip("pandas")
+    df = result.to_pandas()
+    assert df.index.tolist() == [0, 2]
+    assert df.loc[2, "agency"] == router.predict_records(items[2:])[0]["agency"]["label"]
+    pytest.importorskip("pyarrow")
+    assert result.to_arrow().column("position").to_pylist() == [0, 2]
+
+
 def test_predict_batch_gives_validated_predictions_equal_to_the_records(router):
     items = _corpus_texts()[:200] + _items()
     preds = router.predict_batch(items)
