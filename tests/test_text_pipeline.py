@@ -110,6 +110,40 @@ def test_fast_path_equals_stages_run_one_after_another(preprocessor):
         assert preprocessor.tokens(text) == preprocessor.stages(text)["stem"]
 
 
+
+# Chunks that take each branch of Preprocessor._process_chunk's shortcuts, and those that must not.
+TRICKY_CHUNKS = [
+    "jalan", "bangettt", "BANGETTT", "Jalan", "aaa", "saat", "tidakkk", "yang", "sdh", "tlg", "gak",
+    "ll", "a", "anak2", "ANAK2", "anak2nya", "anak22", "2anak", "ab\u00b2", "rt03", "12345", "1234",
+    "telp0215551234", "anak-anak", "anak-anaknya", "ktp-el", "-", "--a--", "a-b-c", "sd-smp",
+    "https://lapor.go.id/x", "www.lapor.go.id", "hhhttp", "wwwkkk", "foo.com", "x.id", "kota.net",
+    "warga@mail.co.id", "@walikota", "[telepon]", "[nik],", "[TELEPON]", "(jalan)", "rusak,tolong",
+    "jl.kenanga", "rt.03/rw.05", "dan/atau", "#banjir", "caf\u00e9", "na\u00efve", "\u00fc",
+    "\U0001f600", "!!!", "...", "pemerintahannya", "dikerahkan", "xyz", "qq", "mengapa?",
+]
+
+
+@pytest.mark.parametrize("params", [{}, {"keep_numbers": True}, {"min_token_len": 0}, {"stem": False},
+                                    {"normalize": False, "stopwords": False}, "lexicon"])
+def test_chunk_shortcuts_equal_the_stages_one_after_another(params, tmp_path):
+    """_process_chunk skips work for chunks cleaned to [a-z]+ and for raw tokens without a hyphen;
+    each chunk must still give what clean, tokenize, normalize, stopwords and stem give in turn."""
+    from lapor_nlp.text.clean import clean_prepared
+
+    if params == "lexicon":  # a word that becomes several, one of them a stopword; one that is dropped
+        lexicon = tmp_path / "lex.tsv"
+        lexicon.write_text("xyz\tjalan yang rusak\nqq\tyang\n", encoding="utf-8")
+        params = {"lexicon_files": [lexicon]}
+    pre = Preprocessor(**params)
+    stem, stop, norm = pre.get_stage("stem"), pre.get_stage("stopwords"), pre.get_stage("normalize")
+    for chunk in TRICKY_CHUNKS:
+        cleaned = clean_prepared(chunk)
+        expected_tokens = tuple(stem(stop(norm(tokenize(cleaned)))))
+        expected_words = tuple(p for raw in TOKEN_PATTERN.findall(cleaned) if raw[0] != "["
+                               for p in raw.split("-"))
+        assert pre._process_chunk(chunk) == (expected_tokens, expected_words), chunk
+
+
 def test_invisible_characters_and_glued_long_numbers(preprocessor):
     assert preprocessor.tokens("ja\u00adlan rus\u200dak parah") == preprocessor.tokens("jalan rusak parah")
     # a zero-width space is a word break, as Unicode defines it

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,8 @@ class Preprocessor:
     def get_stage(self, name: str) -> Callable[[Any], Any]:
         """The callable behind a stage name (str -> str for the first two, tokens -> tokens after)."""
         stages: dict[str, Callable[[Any], Any]] = {
-            "mask_pii": mask_pii,
+            # Numbers only, as the pipeline masks (mask_pii's people=False; see mask_pii).
+            "mask_pii": partial(mask_pii, people=False),
             "clean": clean,
             "tokenize": tokenize,
             "normalize": _taking_tokens("normalize", self._normalizer or list),
@@ -157,6 +159,29 @@ class Preprocessor:
 
     # -- the fast path ----------------------------------------------------------------------------
     def _process_raw_token(self, raw: str) -> tuple[str, ...]:
+        if raw[0] != "[" and "-" not in raw:
+            # The common case, a raw token without a hyphen: split_token gives (raw,), and it is
+            # no placeholder (those start with "["). Then normalize, stopwords and stem as in the
+            # general loop below, without its intermediate lists (exact: a word the stopword
+            # list drops yields nothing; _stem_tokens' filters are applied as there, and an ASCII
+            # stem of letters only is neither a number nor holds 5 digits).
+            norm, stop = self._normalizer, self._stopwords
+            words = norm.lexicon.get(raw, (raw,)) if norm is not None else (raw,)
+            if len(words) != 1:
+                if stop is not None:
+                    words = [w for w in words if w not in stop.words]
+                return tuple(self._stem_tokens(words))
+            w = words[0]
+            if stop is not None and w in stop.words:
+                return ()
+            if w in _PLACEHOLDER_SET:  # passes, as in _stem_tokens
+                return (w,)
+            s = self._stemmer.word(w) if self._stemmer is not None else w
+            if len(s) >= self.min_token_len and (
+                    self.keep_numbers or (s.isalpha() and s.isascii())
+                    or not (s.isdigit() or _LONG_DIGITS.search(s))):
+                return (s,)
+            return ()
         out: list[str] = []
         for tok in split_token(raw):
             if tok in _PLACEHOLDER_SET:
@@ -170,9 +195,15 @@ class Preprocessor:
 
     def _process_chunk(self, chunk: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(final tokens, plain words) of one whitespace-separated chunk."""
+        text = clean_prepared(chunk)  # chunks of a prepared text
+        if text.isalpha() and text.isascii() and text.islower():
+            # Cleaned to [a-z]+ (nearly half of a backlog's new chunks): TOKEN_PATTERN finds
+            # one raw token, the whole text (no "[" for a placeholder, no hyphen), whose plain
+            # word is itself: what the loop below gives, without the pattern and the lists.
+            return self._process_raw_token(text), (text,)
         out: list[str] = []
         words: list[str] = []
-        for raw in TOKEN_PATTERN.findall(clean_prepared(chunk)):  # chunks of a prepared text
+        for raw in TOKEN_PATTERN.findall(text):
             out.extend(self._process_raw_token(raw))
             if raw[0] != "[":
                 words.extend(raw.split("-"))
