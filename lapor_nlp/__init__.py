@@ -26,7 +26,7 @@ __all__ = ["Complaint", "Prediction", "Preprocessor", "Router", "__version__", "
 
 def load(path=None, *, quiet: bool = False, **options) -> Router:
     """A Router for the model directory ``path``; with no path, the bundled default model, built
-    from the project's corpus on first use (about 30-90 s, once per version; a message on stderr says
+    from the project's corpus on first use (about 25-60 s, once per version; a message on stderr says
     so unless ``quiet``). ``options`` are :class:`Router`'s (``home_region``, ``scope``, ...)."""
     if path is None:
         from .training.default import ensure_default_model  # building is the training side's job

@@ -20,10 +20,11 @@ from ._version import __version__
 from .resources import datasets_dir
 
 #: How long building the default model takes, as the first-run message, the README and the docs
-#: say it (they quote this text; tests/test_first_run.py checks that they agree). Measured with
-#: ``LAPOR_NLP_CACHE=$(mktemp -d) lapor-nlp predict "jalan rusak"`` on a 2-core machine: 50 s of
-#: CPU; 77-238 s of wall time while other jobs loaded it; 27.8 s was measured before.
-BUILD_TIME = "about 30-90 s"
+#: say it (they quote this text; tests/test_wording.py checks that they agree). Measured with
+#: ``LAPOR_NLP_CACHE=$(mktemp -d) lapor-nlp predict "jalan rusak"`` on a 2-core machine: 25.3 s
+#: (27.0 s for the whole command) on a quiet host (load 1.0), 52.9 s while another job shared it;
+#: minutes when several jobs load both cores.
+BUILD_TIME = "about 25-60 s"
 
 #: How the default model is trained (also written to the model's manifest).
 RECIPE = {"test_size": 0.2, "seed": 0, "min_count": 5, "rare": "keep", "refit_all": True,
