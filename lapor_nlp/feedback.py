@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS feedback (
 )"""
 
 
+class FeedbackStoreError(LaporError, OSError):
+    """The feedback database cannot be opened or used (a path that cannot be created, a file
+    that is not one, a disk that is full): a fault of the server's side, never the client's."""
+
+    code = "LAPOR-E091"
+
+
 class FeedbackConflictError(LaporError, ValueError):
     """A correction with the ``(id, version)`` of a stored one but other content: give it the next
     version instead (the stored one is kept)."""
@@ -194,9 +201,9 @@ class FeedbackStore:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute(_SCHEMA)
         except sqlite3.Error as exc:
-            raise DataValidationError(f"feedback database {self.path}: {exc}") from exc
+            raise FeedbackStoreError(f"feedback database {self.path}: {exc}") from exc
         except OSError as exc:
-            raise DataValidationError(f"feedback database {self.path}: {exc.strerror or exc}") from exc
+            raise FeedbackStoreError(f"feedback database {self.path}: {exc.strerror or exc}") from exc
         self._local.conn = conn
         with self._lock:
             self._connections.append(conn)
@@ -298,6 +305,26 @@ def write_export(rows: list[dict], file, fmt: str = "csv") -> int:
     return len(rows)
 
 
+def _read_database(path: Path) -> list[dict]:
+    """Every correction in a feedback database, opened read-only: reading corrections for
+    training must not create a table in, or change the journal mode of, whatever file it is given."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise DataValidationError(f"corrections {path}: {exc}") from exc
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'").fetchone() is None:
+            raise DataValidationError(f"corrections {path}: an SQLite file without a feedback table "
+                                      "(not a lapor-nlp feedback database)")
+        cols = ", ".join(f'"{c}"' for c in FIELDS)
+        return [dict(zip(FIELDS, r)) for r in conn.execute(
+            f'SELECT {cols} FROM feedback ORDER BY id, version, "when"')]
+    except sqlite3.Error as exc:
+        raise DataValidationError(f"corrections {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
 def read_corrections(source: str | Path) -> list[dict]:
     """The latest correction per id from a feedback database, or from an export (CSV or JSONL
     with ``FIELDS`` columns; ``version`` and ``when`` may be missing: then the file's order
@@ -308,8 +335,7 @@ def read_corrections(source: str | Path) -> list[dict]:
     with open(path, "rb") as fh:
         head = fh.read(16)
     if head.startswith(b"SQLite format 3"):
-        with FeedbackStore(path) as store:
-            return store.records(latest=True)
+        return latest_by_id(_read_database(path))
     from .io import iter_rows, LINE, ERROR
 
     rows = []

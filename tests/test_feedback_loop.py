@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lapor_nlp.feedback import FeedbackConflictError, FeedbackStore, read_corrections, write_export
-from lapor_nlp.errors import InputValueError
+from lapor_nlp.errors import DataValidationError, InputValueError
 from lapor_nlp.training import Columns, load_labelled, train
 from lapor_nlp.training.audit import audit, audit_examples, markdown, plant_flips, write_csv as audit_csv
 from lapor_nlp.training.data import apply_corrections
@@ -374,3 +374,61 @@ def test_classify_writes_the_review_queue(model_dir, tmp_path):
     need = {r["id"] for r in out if r["needs_review"] == "True"}
     assert {q["id"] for q in queue} <= need and sum(int(q["copies"]) for q in queue) == len(need)
     assert [float(q["margin"]) for q in queue] == sorted(float(q["margin"]) for q in queue)
+
+
+def test_a_type_only_correction_keeps_the_rows_place_and_does_not_vote_on_its_level():
+    # Corrections name agency types (the service checks them against the model's labels): the
+    # same type must leave an export's "Kelurahan Kertajaya" as it is, and another type must not
+    # turn a place-bound type into one that serves no region.
+    from lapor_nlp.training.data import Example
+    from lapor_nlp.training.train import agency_places
+
+    def row(i, label):
+        from lapor_nlp.agency import AgencySplitter
+
+        name = AgencySplitter().split(label)
+        return Example(line=i, text="x", id=f"k{i}", agency=name.type, agency_label=name.label,
+                       agency_place=name.place, agency_level=name.level)
+
+    rows = [row(i, f"Kelurahan Desa{i}") for i in range(4)] + [row(9, "Dinas Sosial")]
+    kel = rows[0].agency
+    corr = [{"id": "k0", "version": 1, "corrected_agency": kel},                 # the same type
+            {"id": "k1", "version": 1, "corrected_agency": "Dinas Sosial"},      # another type
+            {"id": "k9", "version": 1, "corrected_agency": kel},                 # to Kelurahan,
+            {"id": "k2", "version": 1, "corrected_agency": kel,                  # twice with no place
+             "corrected_office": "Kelurahan Baru"}]                              # one with an office
+    after, summary = apply_corrections(rows, corr)
+    level = rows[3].agency_level
+    assert level and (after[0].agency, after[0].agency_place, after[0].agency_level) == (kel, "Desa0", level)
+    assert summary["labels_changed"] == {"agency": 3}  # k1, k9 and k2 (its office names a new place)
+    assert summary["rows_changed"] == 3
+    assert (after[1].agency, after[1].agency_place) == ("Dinas Sosial", None)
+    assert (after[2].agency, after[2].agency_place, after[2].agency_level) == (kel, "Baru", level)
+    types, _ = agency_places(after)
+    assert types[kel]["serves"] != "none"  # k9's type-only correction did not vote "no place"
+
+
+def test_reading_corrections_leaves_a_foreign_sqlite_file_untouched_and_says_what_it_is(tmp_path):
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    before = other.read_bytes()
+    with pytest.raises(DataValidationError, match="feedback table"):
+        read_corrections(other)
+    assert other.read_bytes() == before  # no table added, journal mode unchanged
+    assert not (tmp_path / "other.db-wal").exists()
+
+
+def test_a_feedback_database_that_cannot_be_opened_is_a_server_fault_not_a_client_error(tmp_path):
+    # The service answers a library error that is not an input error with 500 and its request id
+    # (serve/errors.py), not 422 with the server's file path.
+    from lapor_nlp.feedback import FeedbackStoreError
+    from lapor_nlp.serve.errors import _INPUT_ERRORS
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(FeedbackStoreError) as info:
+        FeedbackStore(blocker / "fb.sqlite3")
+    assert not isinstance(info.value, _INPUT_ERRORS)

@@ -192,6 +192,9 @@ PEOPLE_MASKED = [
     ("rumah di Jl. Mawar 3 No. 16 kebanjiran", "rumah di [ALAMAT] kebanjiran"),
     ("depan jl. pucang sawit no 12 banjir", "depan [ALAMAT] banjir"),         # a lower-case street name
     ("RT 03 RW 05 no 11 banjir", "[ALAMAT] banjir"),
+    ("transfer a/n Rudi Hartono kemarin", "transfer a/n [NAMA] kemarin"),
+    ("Pelapor: Andi Wijaya", "Pelapor: [NAMA]"),
+    ("namanya Joko, tinggal di Jl. Kenanga 5 Surabaya", "namanya [NAMA], tinggal di [ALAMAT] Surabaya"),
     ("Nama: Slamet\\nAlamat: Jl. Kenanga No. 5\\nNIK 3578010101900001",      # escaped line breaks
      "Nama: [NAMA]\\nAlamat: [ALAMAT]\\nNIK [NIK]"),
 ]
@@ -207,6 +210,7 @@ PEOPLE_UNTOUCHED = [
     "nama jalan itu apa",
     "alamat agar sesuai dgn nama di KTP",
     "Ibu Kepala Dinas sudah datang",
+    "jalan rusak 3 bulan tidak diperbaiki",
 ]
 
 

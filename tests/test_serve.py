@@ -677,3 +677,20 @@ def test_create_app_rejects_bad_limits():
 
     with pytest.raises(InputValueError):
         create_app(None, max_batch=0)
+
+
+def test_metrics_keep_a_bounded_set_of_method_labels():
+    # A client may send any token as its HTTP method; each new value must not become a new series.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from lapor_nlp.serve.metrics import Metrics
+
+    from types import SimpleNamespace
+
+    m = Metrics(SimpleNamespace(in_flight=0, buffered=0))
+    for i in range(50):
+        m.request_done("/v1/predict", f"X{i}", 401, 0.001)
+    m.request_done("/v1/predict", "POST", 200, 0.001)
+    families = {f.name: f for f in text_string_to_metric_families(m.exposition().decode())}
+    methods = {s.labels["method"] for s in families["lapor_http_requests"].samples if "method" in s.labels}
+    assert methods == {"other", "POST"}

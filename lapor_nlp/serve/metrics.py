@@ -29,6 +29,8 @@ ROUTES = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/mask-pii", "/v1/fee
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+
 class Metrics:
     """The app's collectors. The gate counts every request; the routes count predictions."""
 
@@ -70,6 +72,9 @@ class Metrics:
 
     def request_done(self, path: str, method: str, status: int, seconds: float) -> None:
         route = path if path in ROUTES else "other"
+        # Bounded like the route: a client may send any token as its method (h11 accepts them),
+        # and each new label value would be a new series kept for the server's lifetime.
+        method = method if method in _METHODS else "other"
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 

@@ -154,7 +154,8 @@ def add_routes(app: FastAPI, max_batch: int) -> None:
                               "the same order")
     app.add_api_route("/v1/mask-pii", mask, methods=["POST"], response_model=MaskResponse,
                       responses=ERROR_RESPONSES,
-                      summary="Mask personal data (NIK, phone, email, plate, bank account) in a text")
+                      summary="Mask personal data (NIK, phone, email, plate, bank account, names and "
+                              "home addresses after a cue) in a text")
     app.add_api_route("/v1/model", model, methods=["GET"], response_model=ModelInfo,
                       responses={401: ERROR_RESPONSES[401], 503: ERROR_RESPONSES[503]},
                       summary="The loaded model: name, version, labels per task, metrics, limits")

@@ -44,6 +44,9 @@ class Example:
     agency_label: str | None = None    # the label as written ("Kelurahan Kertajaya")
     agency_place: str | None = None
     agency_level: str | None = None    # level of agency_place ("village", "regency", ...)
+    #: The agency type came from a correction that named no place: the row says nothing about
+    #: whether the type serves a region (training does not count it when it decides that).
+    agency_place_unknown: bool = False
     date: str | None = None
     id: str | None = None
     location: dict = field(default_factory=dict)
@@ -341,9 +344,24 @@ def apply_corrections(examples: list[Example], corrections, splitter: AgencySpli
             changed_ids.add(e.id)
         if agency:
             name = splitter.split(agency)
-            if (name.type, name.place) != (e.agency, e.agency_place):
+            office = c.get("corrected_office")
+            if name.place is None and office:
+                name = splitter.split(office)  # "Kelurahan Kertajaya" names the type and its place
+            if name.place is None:
+                # A correction usually names an agency type only (the service checks it against
+                # the model's labels). The same type keeps the row as it is, place and all; another
+                # type leaves the place unknown, and training does not let the row vote on whether
+                # the type serves a region (agency_places).
+                if name.type != e.agency:
+                    e.agency, e.agency_label = name.type, name.label
+                    e.agency_place = e.agency_level = None
+                    e.agency_place_unknown = True
+                    changed["agency"] += 1
+                    changed_ids.add(e.id)
+            elif (name.type, name.place) != (e.agency, e.agency_place):
                 e.agency, e.agency_label = name.type, name.label
                 e.agency_place, e.agency_level = name.place, name.level
+                e.agency_place_unknown = False
                 changed["agency"] += 1
                 changed_ids.add(e.id)
         if c.get("corrected_office") and not topic and not agency:

@@ -78,8 +78,10 @@ def agency_places(examples: list[Example]) -> tuple[dict, dict]:
     for e in examples:
         if e.agency is None:
             continue
-        # The label was split into type, place and level when it was read (load_labelled).
-        levels[e.agency][e.agency_level] += 1
+        # The label was split into type, place and level when it was read (load_labelled); a
+        # type from a correction that named no place says nothing about the level.
+        if not e.agency_place_unknown:
+            levels[e.agency][e.agency_level] += 1
         if e.agency_place and e.agency_level:
             places[e.agency_level].add(e.agency_place)
         for lvl in ("province", "regency", "district", "village"):
@@ -92,7 +94,13 @@ def agency_places(examples: list[Example]) -> tuple[dict, dict]:
                 if e.location.get(lvl):
                     place_regency[e.location[lvl].strip()].add(e.location["regency"].strip())
     types = {}
+    for e in examples:  # a type known only from corrections still gets an entry
+        if e.agency is not None:
+            levels.setdefault(e.agency, Counter())
     for t, c in levels.items():
+        if not c:
+            types[t] = {"serves": "none", "template": t}
+            continue
         level, n = c.most_common(1)[0]
         if level and n >= 0.5 * sum(c.values()):
             types[t] = {"serves": level, "template": f"{t} {{{level}}}"}
