@@ -116,8 +116,11 @@ class ChunkTable:
         # The separator stands between spaces, so that it is a chunk of its own.
         chunks = _JOIN.join(prepared_texts).split()
         state = self._state
-        found = list(map(state.ids.get, chunks))
-        if None in found:
+        try:
+            # Every chunk known (the common case once warm): straight into the array, with no
+            # list of ids in between and no search of it for a miss.
+            found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
+        except KeyError:
             with self._lock:
                 state = self._state
                 new = dict.fromkeys(compress(chunks, map(operator.not_, map(state.ids.__contains__, chunks))))
@@ -126,9 +129,9 @@ class ChunkTable:
                     new = dict.fromkeys(chunks)
                     new.pop(SEPARATOR, None)
                 self._add(state, list(new))
-                found = list(map(state.ids.get, chunks))
+                found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
         # Taken after the ids: every id found has its row in these arrays.
-        return np.fromiter(found, np.int64, len(found)), state.arrays()
+        return found, state.arrays()
 
     def _add(self, state: "_State", new_chunks: list[str]) -> None:
         """Run each new chunk through the text stages once and append its row (under the lock);

@@ -18,7 +18,8 @@ import pytest
 
 from lapor_nlp import Complaint, Prediction, Router
 from lapor_nlp.resources import dataset_path
-from lapor_nlp.text.pii import mask_pii
+from lapor_nlp.text.clean import prepare
+from lapor_nlp.text.pii import _may_change, mask_pii
 from lapor_nlp.text.pipeline import may_hold_pii
 from reference_router import reference_explain, reference_route
 
@@ -97,6 +98,13 @@ def test_fast_path_equals_the_reference_in_small_batches_with_thresholds(router)
     _assert_same(router, items[:50], explain=False, thresholds={"dinas_pu": 0.2})
 
 
+def test_fast_path_equals_the_reference_one_item_at_a_time(router):
+    # A batch of one (predict) sums its review bits in Python, not by the batch's matrix product.
+    items = _corpus_texts()[:150] + _items()
+    got = _assert_same(router, items, explain=False, thresholds=0.6, batch_size=1)
+    assert sum(bool(g["review_reasons"]) for g in got) > 10
+
+
 def test_fast_path_equals_the_reference_for_a_desk_and_a_portal(model_dir):
     items = _corpus_texts()[:1500] + _items()
     desk = Router.load(model_dir, scope="kemenkeu", review_topic=True, top_k=5)
@@ -120,6 +128,24 @@ def test_masking_is_skipped_only_where_it_cannot_change_the_text():
             assert mask_pii(text, people=False) == text
     assert may_hold_pii("a@b") and may_hold_pii("no 5") and may_hold_pii("café")
     assert not may_hold_pii("jalan rusak, tolong!")
+    # The router asks pii._may_change, the same answer by a byte table.
+    for text in _corpus_texts() + EDGE + NON_ASCII + ["a@b", "no 5", "café", "", "x\x7f", "\ud800"]:
+        assert _may_change(text) == may_hold_pii(text)
+
+
+# Non-ASCII texts whose NFKC form the masking hands on to prepare_normalized (mojibake, full-width
+# digits, invisible characters, control characters, HTML), and ones the masking changes.
+NON_ASCII = ["jalan rusak â€™ tolong ™ ½", "ＮＩＫ １２３４５６７８９０１２３４５６", "hub 0812\u20133456\u20137890 ya",
+             "lampu\u200bmati\u00ad di gang™", "\x01 é <b>banjir</b> &amp; ™", "email budi@contoh.id ™ é",
+             "ﬁ café ＲＴ ０３", "no\u2060 5 é"]
+
+
+def test_prepared_texts_are_prepare_of_the_masked_texts(router, surabaya_rows):
+    texts = [r["text"] for r in surabaya_rows] + NON_ASCII + EDGE
+    want = [prepare(mask_pii(t[:router.max_chars], people=False)) for t in texts]  # cut, as _texts does
+    assert router._texts(texts)[0] == want
+    assert sum(not t.isascii() for t in texts) > len(NON_ASCII)
+    assert list(map(_may_change, texts)) == list(map(may_hold_pii, texts))
 
 
 def test_route_gives_columns_and_the_same_records(router):
