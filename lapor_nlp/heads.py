@@ -16,6 +16,8 @@ review threshold: the lowest score at which that label's predictions reach the t
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
@@ -73,8 +75,6 @@ class LinearHead:
         # A row whose label is missing from its fold's training part cannot be predicted there;
         # it is left out of calibration (its -1e3 score would skew the sigmoid fits).
         valid = np.ones(len(yi), bool)
-        import warnings
-
         with warnings.catch_warnings():  # one rare row in the shared bucket: scikit-learn warns,
             warnings.simplefilter("ignore", UserWarning)  # train() says it in plain words instead
             splits = list(skf.split(np.zeros(len(yi)), strat))

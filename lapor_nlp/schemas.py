@@ -224,11 +224,15 @@ def built_from_checked(cls: type[BaseModel]):
     more Python per object than this."""
     fields = frozenset(cls.model_fields)
     new, set_attr = object.__new__, object.__setattr__
-    # BaseModel's slots, set through their descriptors (cheaper than a named setattr each).
+    # BaseModel's slots, set through their descriptors (cheaper than a named setattr each). A
+    # pydantic whose BaseModel keeps them otherwise gets the validating path: slower, the same.
     slot = BaseModel.__dict__
-    set_fields = slot["__pydantic_fields_set__"].__set__
-    set_extra = slot["__pydantic_extra__"].__set__
-    set_private = slot["__pydantic_private__"].__set__
+    try:
+        set_fields = slot["__pydantic_fields_set__"].__set__
+        set_extra = slot["__pydantic_extra__"].__set__
+        set_private = slot["__pydantic_private__"].__set__
+    except (KeyError, AttributeError):  # pragma: no cover - depends on the pydantic version
+        return cls.model_validate
 
     def build(values: dict):
         obj = new(cls)
