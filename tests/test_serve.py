@@ -51,6 +51,16 @@ class Server:
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**base_env, **(env or {})})
 
+    @classmethod
+    def running(cls, args: list[str], log_path: Path, env: dict | None = None):
+        """A pytest fixture's body: start, wait until ready, hand over, stop (also on failure)."""
+        srv = cls(args, log_path, env)
+        try:
+            srv.wait_ready()
+            yield srv
+        finally:
+            srv.stop()
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -82,13 +92,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
-    srv = Server(["--model", str(model_dir), "--max-batch", str(MAX_BATCH), "--log-level", "info"],
-                 tmp_path_factory.mktemp("serve") / "server.log")
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+    yield from Server.running(["--model", str(model_dir), "--max-batch", str(MAX_BATCH), "--log-level", "info"],
+                              tmp_path_factory.mktemp("serve") / "server.log")
 
 
 @pytest.fixture(scope="module")

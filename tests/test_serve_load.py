@@ -32,18 +32,13 @@ HEALTH_PORT = free_port()
 
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
-    srv = Server(["--model", str(model_dir), "--health-port", str(HEALTH_PORT),
-                  "--max-batch", "256", "--max-concurrency", "1",
-                  "--queue-timeout", "60", "--max-body-bytes", str(MAX_BODY),
-                  "--max-buffered-bytes", str(MAX_BUFFERED), "--header-timeout", str(TIMEOUT),
-                  "--body-timeout", str(TIMEOUT), "--keep-alive-timeout", str(TIMEOUT),
-                  "--log-format", "json", "--log-level", "info"],
-                 tmp_path_factory.mktemp("serve-load") / "server.log")
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+    yield from Server.running(
+        ["--model", str(model_dir), "--health-port", str(HEALTH_PORT), "--max-batch", "256",
+         "--max-concurrency", "1", "--queue-timeout", "60", "--max-body-bytes", str(MAX_BODY),
+         "--max-buffered-bytes", str(MAX_BUFFERED), "--header-timeout", str(TIMEOUT),
+         "--body-timeout", str(TIMEOUT), "--keep-alive-timeout", str(TIMEOUT),
+         "--log-format", "json", "--log-level", "info"],
+        tmp_path_factory.mktemp("serve-load") / "server.log")
 
 
 def raw(server, data: bytes = b"") -> socket.socket:
@@ -106,14 +101,10 @@ def _work_in_flight(client) -> float:
 @pytest.fixture(scope="module")
 def h11_server(model_dir, tmp_path_factory):
     """The same limits on uvicorn's h11 protocol: no fast path, so the gate does the shedding."""
-    srv = Server(["--model", str(model_dir), "--max-batch", "256", "--max-concurrency", "1",
-                  "--queue-timeout", "60", "--http", "h11", "--log-level", "warning"],
-                 tmp_path_factory.mktemp("serve-h11") / "server.log")
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+    yield from Server.running(
+        ["--model", str(model_dir), "--max-batch", "256", "--max-concurrency", "1",
+         "--queue-timeout", "60", "--http", "h11", "--log-level", "warning"],
+        tmp_path_factory.mktemp("serve-h11") / "server.log")
 
 
 # -- load shedding ---------------------------------------------------------------------------------

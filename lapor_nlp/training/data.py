@@ -7,6 +7,7 @@ problem stops training or evaluation with a clear message (``skip_bad=True`` goe
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,8 @@ def __getattr__(name: str):
         return new
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+_log = logging.getLogger("lapor_nlp")
 
 @dataclass
 class Example:
@@ -371,8 +374,6 @@ def apply_corrections(examples: list[Example], corrections, splitter: AgencySpli
                "rows_changed": len(changed_ids), "labels_changed": dict(changed),
                "office_only": office_only, "unmatched_ids": len(unmatched),
                "unmatched_examples": unmatched[:20], "changed_ids": sorted(changed_ids)[:1000]}
-    import logging
-
-    logging.getLogger("lapor_nlp").info("corrections: %d read, %d rows changed (%s), %d ids not in the data", len(rows),
+    _log.info("corrections: %d read, %d rows changed (%s), %d ids not in the data", len(rows),
               len(changed_ids), dict(changed) or "none", len(unmatched))
     return examples, summary
