@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import operator
 import threading
-from itertools import compress
+from itertools import chain, compress, repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -58,11 +58,21 @@ class _Column:
         return self.a[:self.n]
 
 
+class _Ids(dict):
+    """chunk -> id; a chunk not in it reads -1 (what ``ChunkTable.ids`` looks for), without a
+    KeyError ending its one pass of lookups. ``in`` and ``get`` are the plain dict's."""
+
+    __slots__ = ()
+
+    def __missing__(self, chunk):
+        return -1
+
+
 class _State:
     """One generation of the table: chunk -> id, and the rows (row 0: the separator)."""
 
     def __init__(self):
-        self.ids: dict[str, int] = {SEPARATOR: 0}
+        self.ids: _Ids = _Ids({SEPARATOR: 0})
         self.tok_start, self.tok_len, self.known = _Column(np.int64), _Column(np.int64), _Column(np.int64)
         self.word_start, self.word_len = _Column(np.int64), _Column(np.int64)
         self.tokens, self.words = _Column(np.int32), _Column(np.int32)
@@ -116,50 +126,65 @@ class ChunkTable:
         # The separator stands between spaces, so that it is a chunk of its own.
         chunks = _JOIN.join(prepared_texts).split()
         state = self._state
-        try:
-            # Every chunk known (the common case once warm): straight into the array, with no
-            # list of ids in between and no search of it for a miss.
-            found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
-        except KeyError:
+        # One pass of dict lookups straight into the array; a chunk not in the table reads -1
+        # (_Ids.__missing__), so a batch with new chunks is not looked up a second time: only
+        # its misses are (a typo'd backlog has new chunks in every batch).
+        found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
+        missing = np.flatnonzero(found < 0)
+        if len(missing):
             with self._lock:
-                state = self._state
-                new = dict.fromkeys(compress(chunks, map(operator.not_, map(state.ids.__contains__, chunks))))
+                if state is not self._state:  # the table started again meanwhile: look again
+                    state = self._state
+                    found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
+                    missing = np.flatnonzero(found < 0)
+                missed = [chunks[i] for i in missing.tolist()]
+                contains = state.ids.__contains__  # another thread may have added some meanwhile
+                new = dict.fromkeys(compress(missed, map(operator.not_, map(contains, missed))))
                 if len(state.ids) + len(new) > self.max_chunks:
                     self._state = state = _State()
                     new = dict.fromkeys(chunks)
                     new.pop(SEPARATOR, None)
-                self._add(state, list(new))
-                found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
+                    self._add(state, list(new))
+                    found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
+                else:
+                    self._add(state, list(new))
+                    found[missing] = np.fromiter(map(state.ids.__getitem__, missed), np.int64,
+                                                 len(missed))
         # Taken after the ids: every id found has its row in these arrays.
         return found, state.arrays()
 
     def _add(self, state: "_State", new_chunks: list[str]) -> None:
         """Run each new chunk through the text stages once and append its row (under the lock);
-        the ids are published last, so a reader never finds an id without its row."""
-        pre, vocab, dictionary, place_ids = self._pre, self._vocab, self._dictionary, self._place_ids
-        cached = pre._token_cache.get
-        next_id = len(state.ids)
-        tok_start, tok_len, known, word_start, word_len = [], [], [], [], []
-        tokens: list[int] = []
-        words: list[int] = []
+        the ids are published last, so a reader never finds an id without its row. The rows are
+        made for all new chunks at once: their tokens and words flattened, looked up in one pass
+        each, and counted per chunk from cumulative sums."""
+        pre = self._pre
+        cached, process = pre._token_cache.get, pre._process_chunk
+        entries = [cached(chunk) or process(chunk) for chunk in new_chunks]
+        n = len(entries)
+        toks = [e[0] for e in entries]
+        ws = [e[1] for e in entries]
+        tok_len = np.fromiter(map(len, toks), np.int64, n)
+        word_len = np.fromiter(map(len, ws), np.int64, n)
+        flat_toks = list(chain.from_iterable(toks))
+        flat_words = list(chain.from_iterable(ws))
+        m = len(flat_toks)
+        tok_end = np.cumsum(tok_len)
+        # dictionary words per chunk: the count of known tokens up to each chunk's end, less that
+        # up to its start
+        known_upto = np.zeros(m + 1, np.int64)
+        np.cumsum(np.fromiter(map(self._dictionary.__contains__, flat_toks), bool, m), out=known_upto[1:])
         t0, w0 = state.tokens.n, state.words.n
-        for chunk in new_chunks:
-            toks, ws = cached(chunk) or pre._process_chunk(chunk)
-            tok_start.append(t0 + len(tokens))
-            tok_len.append(len(toks))
-            known.append(sum(map(dictionary.__contains__, toks)))
-            tokens += [vocab.get(t, -1) for t in toks]
-            word_start.append(w0 + len(words))
-            word_len.append(len(ws))
-            words += [place_ids.get(w, -1) for w in ws]
-        state.tokens.extend(tokens)
-        state.words.extend(words)
-        state.tok_start.extend(tok_start)
+        state.tokens.extend(np.fromiter(map(self._vocab.get, flat_toks, repeat(-1)), np.int32, m))
+        state.words.extend(np.fromiter(map(self._place_ids.get, flat_words, repeat(-1)), np.int32,
+                                       len(flat_words)))
+        state.tok_start.extend(t0 + tok_end - tok_len)
         state.tok_len.extend(tok_len)
-        state.known.extend(known)
-        state.word_start.extend(word_start)
+        state.known.extend(known_upto[tok_end] - known_upto[tok_end - tok_len])
+        state.word_start.extend(w0 + np.cumsum(word_len) - word_len)
         state.word_len.extend(word_len)
-        state.ids.update(zip(new_chunks, range(next_id, next_id + len(new_chunks))))
+        next_id = len(state.ids)
+        state.ids.update(zip(new_chunks, range(next_id, next_id + n)))
 
     # -- documents --------------------------------------------------------------------------------
     def gather(self, cids: np.ndarray, arrays: tuple, n_docs: int) -> Gathered:

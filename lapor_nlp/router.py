@@ -509,8 +509,8 @@ class Router:
         ``field`` and ``code`` say which item and why) and returns nothing; "skip" leaves it out
         of the result; "return" puts the error itself (a :class:`~lapor_nlp.errors.LaporError`)
         at its position, so the result has one entry per item."""
-        complaints, positions, errors = self._coerce(items, on_error=on_error)
         with _gc_paused(self._pause_gc):
+            complaints, positions, errors = self._coerce(items, on_error=on_error)
             # The objects are built from the checked columns without validating every value
             # again (columnar.RoutingResult.to_predictions: 2x cheaper than _PREDICTIONS'
             # validation, and the same objects; tests/test_fast_path.py compares them).
@@ -523,8 +523,8 @@ class Router:
         """Like :meth:`predict_batch` but returns plain dicts, each what ``Prediction.model_dump()``
         gives (for batch jobs and services that write JSON or CSV themselves). No explanation
         unless asked for: it is the one part a file of results rarely needs."""
-        complaints, positions, errors = self._coerce(items, on_error=on_error)
         with _gc_paused(self._pause_gc):
+            complaints, positions, errors = self._coerce(items, on_error=on_error)
             records = self._route_all(complaints, thresholds, explain, batch_size).to_records()
         return self._with_errors(records, positions, errors, on_error)
 
@@ -536,8 +536,9 @@ class Router:
         The same answers as :meth:`predict_records`, field by field. Items are checked as in
         :meth:`predict_batch`; with ``on_error="skip"`` or ``"return"``, ``result.positions``
         gives each row's index in ``items`` and ``result.errors`` the refused items' errors."""
-        complaints, positions, errors = self._coerce(items, on_error=on_error)
-        result = self._route_all(complaints, thresholds, explain, batch_size)
+        with _gc_paused(self._pause_gc):
+            complaints, positions, errors = self._coerce(items, on_error=on_error)
+            result = self._route_all(complaints, thresholds, explain, batch_size)
         result.positions = np.asarray(positions, dtype=np.int64)
         result.errors = dict(errors)
         # to_records() puts the errors back among the rows as this call's on_error asks.

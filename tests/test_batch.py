@@ -583,3 +583,28 @@ def test_the_stderr_summary_shows_the_ten_largest_agencies_and_the_json_keeps_al
     assert f"… and 4 more ({sum(range(87, 91))} rows" in text
     assert s.to_dict()["agencies"] == agencies
     assert "more" not in Summary(input="a", output="b", rejects="c", agencies={"x": 1}).format()
+
+
+def test_prediction_values_from_columns_equal_those_from_records(model_dir):
+    """classify reads each row's prediction values from the router's columns (predict_values);
+    they must be what the records give, refusals included, in input order."""
+    from lapor_nlp import Router
+    from lapor_nlp.batch.rows import predict_items, predict_values, prediction_values
+
+    router = Router.load(model_dir, home_region="Kota Surabaya")
+    items = [r["text"] for r in corpus_rows()[::40]]
+    items[3:3] = ["  ", "air \udcff mati", {"text": "lampu mati", "location": {"subdistrict": "Gubeng"}},
+                  {"text": "x", "umur": 1}, "sampah di jalan tidak diangkut"]
+    want = [prediction_values(r) if isinstance(r, dict) else r for r in predict_items(router, items)]
+    got = predict_values(router, items)
+    assert got == want
+    assert sum(isinstance(v, str) for v in got) == 3 and len(got) == len(items)
+
+    class RecordsOnly:  # a router without route(): the records are read instead
+        version = router.version
+
+        def predict_records(self, items, **options):
+            return router.predict_records(items, **options)
+
+    assert predict_values(RecordsOnly(), items) == want
+    assert predict_values(router, []) == []

@@ -379,3 +379,119 @@ def test_each_stage_refuses_the_wrong_input_type(preprocessor, stage, bad):
 def test_stages_accept_what_they_document(preprocessor):
     assert preprocessor.get_stage("tokenize")(b"jalan rusak") == ["jalan", "rusak"]
     assert preprocessor.get_stage("stem")(("perbaikan", "jalan")) == ["baik", "jalan"]
+
+
+def _typos(words: list[str], seed: int = 3) -> list[str]:
+    """Each word with one typo of each kind a backlog has (swapped, dropped, doubled, wrong letter)."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for w in words:
+        if len(w) < 4:
+            continue
+        i = rng.randrange(len(w) - 1)
+        out += [w[:i] + w[i + 1] + w[i] + w[i + 2:], w[:i] + w[i + 1:], w[:i] + w[i] * 2 + w[i:],
+                w[:i] + rng.choice("aiueo") + w[i + 1:]]
+    return out
+
+
+def test_a_stem_said_not_to_differ_is_the_word_itself():
+    """_StemCanDiffer lets the accelerated stemmer give a word back without running the rules:
+    checked against plain PySastrawi on the corpus's words, affixed forms and typos of them, and
+    it must skip most typos (else it buys nothing)."""
+    from lapor_nlp.text.stem import _StemCanDiffer, create_sastrawi_stemmer
+
+    plain = create_sastrawi_stemmer()
+    differs = _StemCanDiffer(plain.dictionary.words)
+    words = [w for w in _corpus_words_affixed_and_mistyped() if re.fullmatch(r"[a-z0-9]+", w)]
+    words = words[::3] + _typos(words[::7])
+    skipped = [w for w in words if not differs.may_differ(w)]
+    assert [plain.stem(w) for w in skipped] == skipped
+    changed = [w for w in words if plain.stem(w) != w]
+    assert changed and all(differs.may_differ(w) for w in changed)
+    typos = [w for w in _typos(words[::11]) if w not in plain.dictionary.words]
+    assert sum(not differs.may_differ(w) for w in typos) > 0.4 * len(typos)
+
+
+def _pattern_char_sets(pattern: str) -> list[frozenset]:
+    """The characters each of a pattern's first positions can hold (groups entered), up to the
+    first element that is not one literal or a class of literals."""
+    try:
+        from re import _parser as sre  # Python >= 3.11
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse as sre  # type: ignore[no-redef]
+    out: list[frozenset] = []
+
+    def walk(items) -> bool:
+        for op, av in items:
+            if op is sre.AT:
+                continue
+            if op is sre.LITERAL:
+                out.append(frozenset(chr(av)))
+            elif op is sre.IN and all(k is sre.LITERAL or k is sre.RANGE for k, _ in av):
+                chars = set()
+                for k, v in av:
+                    chars.update(chr(v) if k is sre.LITERAL else map(chr, range(v[0], v[1] + 1)))
+                out.append(frozenset(chars))
+            elif op is sre.SUBPATTERN:
+                if not walk(list(av[-1])):
+                    return False
+            else:
+                return False
+        return True
+
+    walk(list(sre.parse(pattern)))
+    return out
+
+
+def test_stem_can_differ_covers_every_prefix_rule_of_the_installed_pysastrawi():
+    """What _StemCanDiffer assumes of PySastrawi's prefix rules, re-read from their code: every
+    rule matches only words that begin with a prefix start or carry an infix after the first
+    letter, and puts only a recoded letter or two of the known ones before what it keeps."""
+    import ast
+    import inspect
+    import textwrap
+    from itertools import product
+
+    from Sastrawi.Stemmer.Context.Visitor.VisitorProvider import VisitorProvider
+
+    from lapor_nlp.text.stem import _INFIXES, _PREFIX_STARTS, _RECODED_1, _RECODED_2
+
+    rules = {type(r) for v in VisitorProvider().get_prefix_visitors() for r in getattr(v, "disambiguators", ())}
+    assert len(rules) > 55
+    for rule in rules:
+        fn = ast.parse(textwrap.dedent(inspect.getsource(rule.disambiguate)))
+        patterns = [n.args[0].value for n in ast.walk(fn) if isinstance(n, ast.Call)
+                    and getattr(n.func, "attr", None) == "match" and isinstance(n.args[0], ast.Constant)]
+        # rules 4 and 32 begin with ``if word == 'belajar': return 'ajar'``
+        exceptions = [n.comparators[0].value for n in ast.walk(fn) if isinstance(n, ast.Compare)
+                      and isinstance(n.ops[0], ast.Eq) and isinstance(n.comparators[0], ast.Constant)
+                      and isinstance(n.left, ast.Name) and n.left.id == "word"]
+        assert patterns or exceptions, rule
+        assert all(w[:2] in _PREFIX_STARTS and w.endswith("ajar") for w in exceptions), rule
+        for pattern in patterns:
+            sets = _pattern_char_sets(pattern)
+            if pattern.startswith("^er"):  # a test on a group already matched, not on the word
+                continue
+            assert len(sets) >= 2, (rule, pattern)
+            for start in product(*sets[:3]):
+                start = "".join(start)
+                assert start[:2] in _PREFIX_STARTS or start[1:3] in _INFIXES, (rule, pattern, start)
+        for ret in (n.value for n in ast.walk(fn) if isinstance(n, ast.Return) and n.value is not None):
+            parts = []
+            node = ret
+            while isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+                parts.append(node.right)
+                node = node.left
+            parts.append(node)
+            parts.reverse()
+            consts = [(i, p.value) for i, p in enumerate(parts) if isinstance(p, ast.Constant)]
+            if len(parts) == 1 and consts:  # 'ajar' for 'belajar'/'pelajar': the end of the word
+                assert consts[0][1] == "ajar" and exceptions, rule
+                continue
+            for i, value in consts:
+                if i == 0:
+                    assert value in _RECODED_1 or value in _RECODED_2, (rule, value)
+                else:  # the "er" the pattern matched between two groups, put back
+                    assert value == "er" and any("er" in p for p in patterns), (rule, value)

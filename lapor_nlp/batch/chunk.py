@@ -14,7 +14,7 @@ from ..columns import Columns, reason_kind
 from ..io import ERROR, LINE, RAW
 from .formats import OutputFormat, RejectsFormat
 from .inputs import CsvBlock, Header, KeysPerRow
-from .rows import predict_items, prediction_names, prediction_values, row_item
+from .rows import location_columns, predict_values, prediction_names, row_item
 from .workdir import PartFiles
 
 
@@ -45,6 +45,7 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows) -> tuple[dict, bytes | 
     pred_set = set(prediction_names(spec.prefix))
     keys_per_row = spec.layout.keys_per_row
     keep, items, rejects = [], [], []
+    location = location_columns(spec.columns)
     for row in rows:
         line = row.pop(LINE)
         if ERROR in row:  # a line that could not be parsed: its raw text goes to the rejects file
@@ -54,22 +55,21 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows) -> tuple[dict, bytes | 
             clash = ", ".join(sorted(pred_set.intersection(row)))
             rejects.append((line, f"column(s) {clash} clash with prediction columns", row))
             continue
-        item, reason = row_item(row, spec.columns, utf8=table is not None)
+        item, reason = row_item(row, spec.columns, utf8=table is not None, location=location)
         if reason:
             rejects.append((line, reason, row))
         else:
             keep.append((line, row))
             items.append(item)
-    preds = predict_items(router, items)
+    preds = predict_values(router, items)
     out_rows, out_preds = [], []
     agencies: collections.Counter = collections.Counter()
     review = 0
     version = getattr(router, "version", None)
-    for (line, row), rec in zip(keep, preds):
-        if isinstance(rec, str):
-            rejects.append((line, rec, row))
+    for (line, row), vals in zip(keep, preds):
+        if isinstance(vals, str):
+            rejects.append((line, vals, row))
             continue
-        vals = prediction_values(rec)
         out_rows.append(row)
         out_preds.append(vals)
         if vals[2] is not None:

@@ -46,7 +46,7 @@ from ..io import ERROR, LINE, UNDECODABLE, csv_delimiter, csv_header, detect_for
 from .chunk import ChunkSpec, run_chunk
 from .executors import LOADS, get_router
 from .rows import (
-    PRED_KINDS, choose_prefix, predict_items, prediction_names, prediction_values, row_item, row_undecodable,
+    PRED_KINDS, choose_prefix, location_columns, predict_values, prediction_names, row_item, row_undecodable,
     value_undecodable,
 )
 from .workdir import PartFiles
@@ -168,22 +168,23 @@ def _classify_partition(pdf, model_key: str | None, columns: Columns, prefix: st
     reasons: list[str | None] = [None] * n
     if n:
         items, where = [], []
+        location = location_columns(columns)
         for i, row in enumerate(pdf.to_dict("records")):
             if row.get(_READ_ERROR):
                 reasons[i] = row[_READ_ERROR]
                 continue
-            item, reason = row_item(row, columns)
+            item, reason = row_item(row, columns, location=location)
             if reason:
                 reasons[i] = reason
             else:
                 items.append(item)
                 where.append(i)
-        preds = predict_items(get_router(model_key, router_options), items)
-        for i, rec in zip(where, preds):
-            if isinstance(rec, str):
-                reasons[i] = rec
+        preds = predict_values(get_router(model_key, router_options), items)
+        for i, vals in zip(where, preds):
+            if isinstance(vals, str):
+                reasons[i] = vals
                 continue
-            for col, v in zip(values, prediction_values(rec)):
+            for col, v in zip(values, vals):
                 col[i] = v
     out = pdf.drop(columns=[_READ_ERROR]) if _READ_ERROR in pdf.columns else pdf.copy()
     for name, kind, col in zip(prediction_names(prefix), PRED_KINDS.values(), values):

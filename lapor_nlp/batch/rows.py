@@ -1,5 +1,5 @@
 """One backlog row on its way to a prediction: row -> router item (or the reason it cannot be one)
--> router record -> the values of the prediction columns.
+-> the values of the prediction columns (read from the router's columns, or from its record).
 
 Shared by every way a backlog is classified (this machine's executors and Dask), so that a row gets
 the same item, the same reject reason and the same values whichever path it takes.
@@ -79,10 +79,19 @@ def value_undecodable(value) -> bool:
     return False
 
 
-def row_item(row: dict, columns: Columns, *, utf8: bool = False):
+def location_columns(columns: Columns) -> tuple[tuple[str, str], ...]:
+    """(Location field, column) of each location column named, in :func:`row_item`'s order: what
+    a caller classifying many rows under the same columns works out once."""
+    return tuple(("subdistrict" if level == "village" else level, col)
+                 for level, col in columns.location().items())
+
+
+def row_item(row: dict, columns: Columns, *, utf8: bool = False,
+             location: tuple[tuple[str, str], ...] | None = None):
     """The router input for one row: ``(item, None)``, or ``(None, reason)`` when the row cannot
     be classified. A text-only row gives a plain ``str`` (the router's fast path). ``utf8``: every
-    value is text already checked to be UTF-8 (a chunk Arrow read), so it is not checked again."""
+    value is text already checked to be UTF-8 (a chunk Arrow read), so it is not checked again.
+    ``location``: :func:`location_columns` of ``columns``, when the caller has it already."""
     if not utf8 and row_undecodable(row):
         return None, UNDECODABLE
     text = cell_value(row, columns.text)
@@ -90,10 +99,10 @@ def row_item(row: dict, columns: Columns, *, utf8: bool = False):
         return None, NO_TEXT
     title = cell_value(row, columns.title)
     loc = {}
-    for level, col in columns.location().items():
+    for field, col in location if location is not None else location_columns(columns):
         v = cell_value(row, col)
         if v is not None:
-            loc["subdistrict" if level == "village" else level] = v
+            loc[field] = v
     if title is None and not loc:
         return text, None
     item: dict[str, Any] = {"text": text}
@@ -120,6 +129,45 @@ def _reject_reason(exc: LaporError) -> str:
     if isinstance(exc, UndecodableTextError):
         return UNDECODABLE
     return exc.message[:300]
+
+
+def predict_values(router, items: list) -> list[tuple | str]:
+    """Each item's prediction values (:func:`prediction_values`' tuple), or the reason the router
+    refused it (a ``str``, as in :func:`predict_items`). Read straight from the columns of
+    ``router.route`` -- no record dict per row, which a file of results does not need -- and from
+    the records of ``predict_records`` for a router without ``route``; the same values either way
+    (tests/test_batch.py compares them)."""
+    if not items:
+        return []
+    route = getattr(router, "route", None)
+    if route is None:
+        return [prediction_values(r) if type(r) is dict else r for r in predict_items(router, items)]
+    result = route(items, on_error="return")
+    n = len(result)
+    columns = []
+    for task in ("topic", "agency"):
+        if task in result.tasks:
+            columns += (result.label(task).tolist(), result.tasks[task].score.tolist())
+        else:
+            columns += ([None] * n, [None] * n)
+    names, joined = result.reason_names, {}
+    reasons = []
+    for mask in result.reasons.tolist():
+        text = joined.get(mask)
+        if text is None:
+            text = joined[mask] = ";".join(n for b, n in enumerate(names) if mask >> b & 1)
+        reasons.append(text)
+    topic, topic_score, agency, agency_score = columns
+    rows = list(zip(topic, topic_score, agency, agency_score, result.routed_to.tolist(),
+                    result.needs_review.tolist(), reasons, [result.model_version] * n))
+    if not result.errors:
+        return rows
+    out: list[tuple | str] = [""] * len(items)
+    for i, values in zip(result.positions.tolist(), rows):
+        out[i] = values
+    for i, exc in result.errors.items():
+        out[i] = _reject_reason(exc)
+    return out
 
 
 def prediction_values(rec: dict) -> tuple:

@@ -45,6 +45,9 @@ _NOT_PLATE_SUFFIX = frozenset(
 # 0.5 s for 20,000 characters, a denial of service for a service that masks what it receives).
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _RUN = re.compile(r"\d[\d().\- ]*\d|\d")
+# The same runs in an ASCII text, where \d is [0-9]: the class is tested faster than \d's Unicode
+# category (4.1 us against 5.7 for a Surabaya complaint with digits).
+_RUN_ASCII = re.compile(r"[0-9][0-9().\- ]*[0-9]|[0-9]")
 # "rekening BCA a.n. Budi Santoso nomor 1234567890": the cue may be a bank and a name away.
 _REK_CUE = re.compile(r"(?:\b|(?<=\\n))(?:rekening|rek|norek)\b[^\d\n]{0,45}$", re.IGNORECASE)
 # An identity number named as such: "NISN : 0012345678" (10 digits), "NIP", "NPWP", "no KTP".
@@ -140,7 +143,7 @@ def _mask_numbers_nfkc(text: str) -> tuple[str, str | None]:
     scan = _DASHES.sub("-", text) if not text.isascii() and any(c in text for c in _DASH_CHARS) else text
     pieces: list[str] = []
     last = 0
-    for m in _RUN.finditer(scan):
+    for m in (_RUN_ASCII if scan.isascii() else _RUN).finditer(scan):
         start, end = m.span()
         run = m.group()
         if run.isdigit():

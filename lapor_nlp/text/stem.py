@@ -44,6 +44,10 @@ def accelerate(stemmer) -> int:
       as a pattern (:func:`_prefix_visit`, :func:`_affix_visit`).
     - A single plain word skips ``stem()``'s text normalisation; the dictionary lookup is the
       set's own ``__contains__``.
+    - A plain word whose stem can only be itself (no dictionary word can be left of it by any
+      sequence of Sastrawi's removals: :class:`_StemCanDiffer`, a few set lookups) is given back
+      without running the rules: most typos in a backlog (70% of the unseen words of
+      ``bench/batch.py``'s backlog).
 
     The replacements of PySastrawi's own loop and visitors apply to PySastrawi 1.2.x only, whose
     code they were checked against. Like any cache of stems, the memo assumes that the stemmer's
@@ -84,14 +88,19 @@ def accelerate(stemmer) -> int:
         stemmer.dictionary.contains = words.__contains__
     if gates:
         _fast_prefix_loop(stemmer, gates)
-    _plain_words_skip_normalizing(stemmer)
+    differs = None
+    if known_visit is not None and isinstance(words, (set, frozenset, dict)) \
+            and _standard_rules(provider):
+        differs = _StemCanDiffer(words)
+    _plain_words_skip_normalizing(stemmer, differs)
     return gated
 
 
-def _plain_words_skip_normalizing(stemmer) -> None:
+def _plain_words_skip_normalizing(stemmer, differs: "_StemCanDiffer | None" = None) -> None:
     """``Stemmer.stem(text)`` first normalises the text (two ``re.sub`` with flags), splits it and
     checks each word for a hyphen; for one word of ASCII lowercase letters and digits all of that
-    returns the word as it is, so it goes straight to ``stem_singular_word`` (exact)."""
+    returns the word as it is, so it goes straight to ``stem_singular_word`` (exact) -- or, when
+    ``differs`` says its stem cannot differ from it, is its own stem."""
     from Sastrawi.Stemmer.Stemmer import Stemmer
 
     cls = type(stemmer)
@@ -100,13 +109,113 @@ def _plain_words_skip_normalizing(stemmer) -> None:
         return
     normalizing_stem = stemmer.stem
     plain_word = re.compile(r"[a-z0-9]+").fullmatch
+    may_differ = differs.may_differ if differs is not None else None
 
     def stem(text):
         if isinstance(text, str) and plain_word(text):
+            if may_differ is not None and not may_differ(text):
+                return text
             return stemmer.stem_singular_word(text)
         return normalizing_stem(text)
 
     stemmer.stem = stem
+
+
+# What PySastrawi 1.2's rules can leave of a word, read off their code (tests/test_text_pipeline.py
+# re-reads every rule's source and fails if a rule does something these sets do not cover):
+# the suffixes the three suffix visitors remove, in the order they are removed from the end
+_DERIVATIONAL = ("", "is", "isme", "isasi", "i", "kan", "an")
+_POSSESSIVE = ("", "ku", "mu", "nya")
+_PARTICLE = ("", "lah", "kah", "tah", "pun")
+# the letters a prefix rule puts before what it keeps ("menyapu" -> "s" + "apu", "mengirim" ->
+# "k" + "irim", "penyanyi" -> "ny" + "anyi")
+_RECODED_1 = frozenset("ptskmnr")
+_RECODED_2 = frozenset(("ny", "ng", "pe"))
+# the first two letters of every word some prefix rule matches (di-, ke-, se-, ku-, kau-, me-,
+# pe-, be-, te-), and the infixes the CS infix rules remove after a first consonant ("gerigi" ->
+# "g" + "igi")
+_PREFIX_STARTS = frozenset(("di", "ke", "se", "ku", "ka", "me", "pe", "be", "te"))
+_INFIXES = frozenset(("el", "er", "em", "in"))
+
+
+class _StemCanDiffer:
+    """Whether Sastrawi's stem of a plain word (ASCII letters and digits) can be anything but the
+    word itself -- a necessary condition, cheap enough to ask before the rules run.
+
+    Why it is exact. ``Context.execute`` returns the word it ends on when that is a dictionary
+    word, else the original word, so a stem that differs is a dictionary word ``r`` that the
+    context held. Every word the context holds is ``P + w[a:b]`` for the original ``w``:
+
+    - only the suffix visitors change its end, each removing one suffix of its kind, in the order
+      particle, possessive, derivational (and the suffix-restoring loop goes back to a word before
+      a removal, or puts "k" back after "kan": the end is then before "an"), so ``w[b:]`` is
+      derivational + possessive + particle, each possibly empty (``_ends``);
+    - a prefix rule keeps the rest of the word as it is (its last group is ``(.*)``), removes a
+      prefix or an infix after the first letter, and puts at most one of ``_RECODED_1`` or
+      ``_RECODED_2`` before the rest, or keeps the first consonant before an infix
+      (``P = w[a - 3]``, ``w[a - 2:a]`` an infix); a later rule removes at least the two letters of
+      a prefix, so no more than one such ``P`` is ever in front;
+    - no prefix rule acts on a word whose first two letters are not in ``_PREFIX_STARTS`` or an
+      infix after a consonant, and suffix removal does not change the first letters, so for such a
+      word ``a = 0`` and ``P = ""``.
+
+    A suffix removal that takes ``P`` with it leaves a part of ``P`` (at most two letters), and no
+    dictionary word is one of them. So when no ``P + w[a:b]`` of those shapes is a dictionary word
+    other than ``w``, the stem is ``w``. The tests compare it with plain PySastrawi on the corpus's
+    words, their affixed forms and typos, and the whole Surabaya vocabulary.
+    """
+
+    def __init__(self, dictionary):
+        self._words = dictionary
+        # dictionary words without their first one or two letters, where those can be recoded
+        self._recoded = frozenset(
+            [w[1:] for w in dictionary if len(w) > 1 and w[0] in _RECODED_1]
+            + [w[2:] for w in dictionary if len(w) > 2 and w[:2] in _RECODED_2])
+        self._suffixes = frozenset(d + p + q for d in _DERIVATIONAL for p in _POSSESSIVE
+                                   for q in _PARTICLE if d + p + q)
+        self._longest = max(map(len, self._suffixes))
+
+    def _ends(self, w: str) -> list[int]:
+        """Where the word can end after suffixes are removed: ``len(w)`` and each ``b`` whose
+        ``w[b:]`` is a chain of suffixes."""
+        n = len(w)
+        suffixes = self._suffixes
+        return [n] + [n - k for k in range(1, min(self._longest, n) + 1) if w[n - k:] in suffixes]
+
+    def may_differ(self, w: str) -> bool:
+        words = self._words
+        ends = self._ends(w)
+        if w[:2] not in _PREFIX_STARTS and w[1:3] not in _INFIXES:
+            # no prefix can go: only a suffix chain can, leaving w[:b]
+            return any(w[:b] in words for b in ends[1:])
+        recoded = self._recoded
+        for b in ends:
+            for a in range(b):
+                s = w[a:b]
+                if s in words:
+                    if a or b < len(w):
+                        return True
+                elif a and s in recoded:
+                    return True
+                elif a >= 3 and w[a - 2:a] in _INFIXES and w[a - 3] + s in words:
+                    return True
+        return False
+
+
+def _standard_rules(provider) -> bool:
+    """True when the stemmer's visitors are PySastrawi's own (the rules :class:`_StemCanDiffer`
+    was read from)."""
+    try:
+        from Sastrawi.Stemmer.Context.Visitor.VisitorProvider import VisitorProvider
+    except ImportError:  # pragma: no cover - PySastrawi moved its modules
+        return False
+    if type(provider) is not VisitorProvider:
+        return False
+    fresh = VisitorProvider()
+    kinds = lambda visitors: [(type(v), [type(r) for r in getattr(v, "disambiguators", ())])  # noqa: E731
+                              for v in visitors]
+    return all(kinds(getattr(provider, name)()) == kinds(getattr(fresh, name)())
+               for name in ("get_visitors", "get_suffix_visitors", "get_prefix_visitors"))
 
 
 def _fast_prefix_loop(stemmer, gates: dict, memo_size: int = 8192) -> None:
