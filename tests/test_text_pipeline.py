@@ -446,52 +446,68 @@ def _pattern_char_sets(pattern: str) -> list[frozenset]:
 
 
 def test_stem_can_differ_covers_every_prefix_rule_of_the_installed_pysastrawi():
-    """What _StemCanDiffer assumes of PySastrawi's prefix rules, re-read from their code: every
-    rule matches only words that begin with a prefix start or carry an infix after the first
-    letter, and puts only a recoded letter or two of the known ones before what it keeps."""
+    """What _StemCanDiffer assumes of PySastrawi's prefix rules, re-derived from their code: each
+    rule removes a literal prefix and puts one of _PREFIXES' replacements before the rest of the
+    word unchanged, or removes an infix after a first consonant; the table is exactly that."""
     import ast
     import inspect
     import textwrap
-    from itertools import product
 
     from Sastrawi.Stemmer.Context.Visitor.VisitorProvider import VisitorProvider
 
-    from lapor_nlp.text.stem import _INFIXES, _PREFIX_STARTS, _RECODED_1, _RECODED_2
+    from lapor_nlp.text.stem import _INFIXES, _PREFIXES, _StemCanDiffer, create_sastrawi_stemmer
 
+    derived: dict[str, set] = {"di": {""}, "ke": {""}, "se": {""}}  # RemovePlainPrefix: ^(di|ke|se)
+    infixes = set()
     rules = {type(r) for v in VisitorProvider().get_prefix_visitors() for r in getattr(v, "disambiguators", ())}
     assert len(rules) > 55
     for rule in rules:
         fn = ast.parse(textwrap.dedent(inspect.getsource(rule.disambiguate)))
-        patterns = [n.args[0].value for n in ast.walk(fn) if isinstance(n, ast.Call)
-                    and getattr(n.func, "attr", None) == "match" and isinstance(n.args[0], ast.Constant)]
-        # rules 4 and 32 begin with ``if word == 'belajar': return 'ajar'``
-        exceptions = [n.comparators[0].value for n in ast.walk(fn) if isinstance(n, ast.Compare)
-                      and isinstance(n.ops[0], ast.Eq) and isinstance(n.comparators[0], ast.Constant)
-                      and isinstance(n.left, ast.Name) and n.left.id == "word"]
-        assert patterns or exceptions, rule
-        assert all(w[:2] in _PREFIX_STARTS and w.endswith("ajar") for w in exceptions), rule
-        for pattern in patterns:
-            sets = _pattern_char_sets(pattern)
-            if pattern.startswith("^er"):  # a test on a group already matched, not on the word
-                continue
-            assert len(sets) >= 2, (rule, pattern)
-            for start in product(*sets[:3]):
-                start = "".join(start)
-                assert start[:2] in _PREFIX_STARTS or start[1:3] in _INFIXES, (rule, pattern, start)
+        pattern = next((n.args[0].value for n in ast.walk(fn) if isinstance(n, ast.Call)
+                        and getattr(n.func, "attr", None) == "match" and isinstance(n.args[0], ast.Constant)), None)
+        for n in ast.walk(fn):  # ``if word == 'belajar': return 'ajar'``: the prefix "bel"
+            if isinstance(n, ast.If) and isinstance(n.test, ast.Compare) and isinstance(n.test.left, ast.Name) \
+                    and n.test.left.id == "word":
+                word, ret = n.test.comparators[0].value, n.body[0].value.value
+                assert word.endswith(ret)
+                derived.setdefault(word[:-len(ret)], set()).add("")
+        if pattern is None:
+            continue
+        sets = _pattern_char_sets(pattern)
+        literal = ""
+        for chars in sets:
+            if len(chars) != 1:
+                break
+            literal += next(iter(chars))
+        groups = re.compile(pattern).groups
         for ret in (n.value for n in ast.walk(fn) if isinstance(n, ast.Return) and n.value is not None):
-            parts = []
-            node = ret
+            parts, node = [], ret
             while isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
                 parts.append(node.right)
                 node = node.left
             parts.append(node)
             parts.reverse()
-            consts = [(i, p.value) for i, p in enumerate(parts) if isinstance(p, ast.Constant)]
-            if len(parts) == 1 and consts:  # 'ajar' for 'belajar'/'pelajar': the end of the word
-                assert consts[0][1] == "ajar" and exceptions, rule
-                continue
-            for i, value in consts:
-                if i == 0:
-                    assert value in _RECODED_1 or value in _RECODED_2, (rule, value)
-                else:  # the "er" the pattern matched between two groups, put back
-                    assert value == "er" and any("er" in p for p in patterns), (rule, value)
+            if len(parts) == 1 and isinstance(parts[0], ast.Constant):
+                continue  # 'ajar', read above
+            lead = parts[0].value if isinstance(parts[0], ast.Constant) else ""
+            rest = parts[1:] if lead else parts
+            used = [p.args[0].value for p in rest if isinstance(p, ast.Call)]
+            between = [p.value for p in rest if isinstance(p, ast.Constant)]
+            if literal:
+                # every group in order, and only an "er" the pattern matched between two groups put
+                # back: the output is the replacement + the word after the literal prefix
+                assert used == list(range(1, groups + 1)) and set(between) <= {"er"}, (rule, pattern)
+                assert not between or ")er(" in pattern, (rule, pattern)
+                derived.setdefault(literal, set()).add(lead)
+            else:  # an infix rule: ^(consonant) INFIX (...) -- the infix kept (a) or dropped (b)
+                assert not lead and used == list(range(1, groups + 1)), (rule, pattern)
+                infix = "".join(next(iter(c)) for c in sets[1:3])
+                assert infix in _INFIXES, (rule, pattern)
+                infixes.add(infix)
+    assert derived == {k: set(v) for k, v in _PREFIXES.items()}
+    assert infixes == set(_INFIXES)
+    # a suffix removal that takes the put-back letters with it leaves no dictionary word
+    words = create_sastrawi_stemmer().dictionary.words
+    short = {r[:i] for v in _PREFIXES.values() for r in v for i in range(1, len(r) + 1)}
+    assert not (short | set("abcdefghijklmnopqrstuvwxyz")) & set(words)
+    assert _StemCanDiffer(words)._fronts("memperbaiki") >= {("pe", 5), ("", 6)}

@@ -122,20 +122,29 @@ def _plain_words_skip_normalizing(stemmer, differs: "_StemCanDiffer | None" = No
 
 
 # What PySastrawi 1.2's rules can leave of a word, read off their code (tests/test_text_pipeline.py
-# re-reads every rule's source and fails if a rule does something these sets do not cover):
+# re-derives both tables from every rule's source and fails if they differ):
 # the suffixes the three suffix visitors remove, in the order they are removed from the end
 _DERIVATIONAL = ("", "is", "isme", "isasi", "i", "kan", "an")
 _POSSESSIVE = ("", "ku", "mu", "nya")
 _PARTICLE = ("", "lah", "kah", "tah", "pun")
-# the letters a prefix rule puts before what it keeps ("menyapu" -> "s" + "apu", "mengirim" ->
-# "k" + "irim", "penyanyi" -> "ny" + "anyi")
-_RECODED_1 = frozenset("ptskmnr")
-_RECODED_2 = frozenset(("ny", "ng", "pe"))
-# the first two letters of every word some prefix rule matches (di-, ke-, se-, ku-, kau-, me-,
-# pe-, be-, te-), and the infixes the CS infix rules remove after a first consonant ("gerigi" ->
-# "g" + "igi")
-_PREFIX_STARTS = frozenset(("di", "ke", "se", "ku", "ka", "me", "pe", "be", "te"))
+# each prefix a rule removes from the front of the word -> what it may put in its place
+# ("menyapu" -> "s" + "apu", "mengirim" -> "k" + "irim", "penyanyi" -> "ny" + "anyi"); the plain
+# prefixes di-, ke-, se- and the "belajar"/"pelajar" -> "ajar" exceptions included
+_PREFIXES: dict[str, frozenset] = {
+    "di": frozenset({""}), "ke": frozenset({""}), "se": frozenset({""}),
+    "ber": frozenset({"", "r"}), "be": frozenset({""}), "bel": frozenset({""}),
+    "ter": frozenset({"", "r"}), "te": frozenset({""}),
+    "me": frozenset({""}), "mem": frozenset({"", "m", "p"}), "memp": frozenset({"p"}),
+    "mempe": frozenset({"pe"}), "men": frozenset({"", "n", "t"}),
+    "meng": frozenset({"", "k", "ng"}), "menge": frozenset({""}), "meny": frozenset({"ny", "s"}),
+    "pe": frozenset({""}), "pel": frozenset({""}), "per": frozenset({""}),
+    "pem": frozenset({"", "m", "p"}), "pen": frozenset({"", "n", "t"}),
+    "peng": frozenset({"", "k"}), "penge": frozenset({""}), "peny": frozenset({"ny", "s"}),
+    "ku": frozenset({""}), "kau": frozenset({""}),
+}
+# the infixes the CS infix rules remove after a first consonant ("gerigi" -> "g" + "igi")
 _INFIXES = frozenset(("el", "er", "em", "in"))
+_PREFIX_PASSES = 3  # Context.remove_prefixes: at most three passes, each from the word's own front
 
 
 class _StemCanDiffer:
@@ -150,30 +159,29 @@ class _StemCanDiffer:
       particle, possessive, derivational (and the suffix-restoring loop goes back to a word before
       a removal, or puts "k" back after "kan": the end is then before "an"), so ``w[b:]`` is
       derivational + possessive + particle, each possibly empty (``_ends``);
-    - a prefix rule keeps the rest of the word as it is (its last group is ``(.*)``), removes a
-      prefix or an infix after the first letter, and puts at most one of ``_RECODED_1`` or
-      ``_RECODED_2`` before the rest, or keeps the first consonant before an infix
-      (``P = w[a - 3]``, ``w[a - 2:a]`` an infix); a later rule removes at least the two letters of
-      a prefix, so no more than one such ``P`` is ever in front;
-    - no prefix rule acts on a word whose first two letters are not in ``_PREFIX_STARTS`` or an
-      infix after a consonant, and suffix removal does not change the first letters, so for such a
-      word ``a = 0`` and ``P = ""``.
+    - the front changes only by prefix passes (at most three, each starting again from the front of
+      the word as written: the trial order, the normal order and the suffix-restoring loop each
+      call ``remove_prefixes`` afresh). A pass applies one rule, which removes a prefix of
+      ``_PREFIXES`` (keeping the rest as it is: its last group is ``(.*)``) and puts one of that
+      prefix's replacements before the rest, or removes an infix after the first letter. ``_fronts``
+      follows every such removal whose prefix the word begins with -- whether or not the rest of the
+      rule's pattern matches, so it finds every front Sastrawi can reach and maybe more.
 
     A suffix removal that takes ``P`` with it leaves a part of ``P`` (at most two letters), and no
-    dictionary word is one of them. So when no ``P + w[a:b]`` of those shapes is a dictionary word
-    other than ``w``, the stem is ``w``. The tests compare it with plain PySastrawi on the corpus's
-    words, their affixed forms and typos, and the whole Surabaya vocabulary.
+    dictionary word is one of them. So when no reachable ``P + w[a:b]`` is a dictionary word other
+    than ``w``, the stem is ``w``. The tests compare it with plain PySastrawi on the corpus's words,
+    their affixed forms and typos, and the whole Surabaya vocabulary.
     """
 
     def __init__(self, dictionary):
         self._words = dictionary
-        # dictionary words without their first one or two letters, where those can be recoded
-        self._recoded = frozenset(
-            [w[1:] for w in dictionary if len(w) > 1 and w[0] in _RECODED_1]
-            + [w[2:] for w in dictionary if len(w) > 2 and w[:2] in _RECODED_2])
         self._suffixes = frozenset(d + p + q for d in _DERIVATIONAL for p in _POSSESSIVE
                                    for q in _PARTICLE if d + p + q)
         self._longest = max(map(len, self._suffixes))
+        by_letter: dict[str, list] = {}
+        for prefix, replacements in _PREFIXES.items():
+            by_letter.setdefault(prefix[0], []).append((prefix, tuple(replacements)))
+        self._by_letter = by_letter
 
     def _ends(self, w: str) -> list[int]:
         """Where the word can end after suffixes are removed: ``len(w)`` and each ``b`` whose
@@ -182,22 +190,42 @@ class _StemCanDiffer:
         suffixes = self._suffixes
         return [n] + [n - k for k in range(1, min(self._longest, n) + 1) if w[n - k:] in suffixes]
 
+    def _fronts(self, w: str) -> set[tuple[str, int]]:
+        """Every ``(P, a)`` such that ``P + w[a:]`` may be the word after up to three prefix passes."""
+        by_letter = self._by_letter
+        seen = {("", 0)}
+        frontier = [("", 0)]
+        for _ in range(_PREFIX_PASSES):
+            nxt = []
+            for p, a in frontier:
+                cur = p + w[a:a + 6]  # the longest prefix has 5 letters, an infix needs 3
+                if not cur:
+                    continue
+                found = [(p2, a + len(prefix) - len(p))
+                         for prefix, replacements in by_letter.get(cur[0], ())
+                         if len(prefix) >= len(p) and cur.startswith(prefix) for p2 in replacements]
+                if cur[1:3] in _INFIXES:  # c + infix + rest -> c + rest
+                    found.append((cur[0], a + 3 - len(p)))
+                for state in found:
+                    if state not in seen:
+                        seen.add(state)
+                        nxt.append(state)
+            frontier = nxt
+        return seen
+
     def may_differ(self, w: str) -> bool:
         words = self._words
         ends = self._ends(w)
-        if w[:2] not in _PREFIX_STARTS and w[1:3] not in _INFIXES:
-            # no prefix can go: only a suffix chain can, leaving w[:b]
-            return any(w[:b] in words for b in ends[1:])
-        recoded = self._recoded
-        for b in ends:
-            for a in range(b):
-                s = w[a:b]
-                if s in words:
-                    if a or b < len(w):
-                        return True
-                elif a and s in recoded:
-                    return True
-                elif a >= 3 and w[a - 2:a] in _INFIXES and w[a - 3] + s in words:
+        if len(ends) > 1 and any(w[:b] in words for b in ends[1:]):
+            return True
+        if w[:1] not in self._by_letter and w[1:3] not in _INFIXES:
+            return False  # no prefix can go: only the suffixes could, and no w[:b] is a word
+        n = len(w)
+        for p, a in self._fronts(w):
+            if not p and not a:
+                continue
+            for b in ends:
+                if b > a and p + w[a:b] in words and (p or a or b < n):
                     return True
         return False
 
