@@ -184,6 +184,9 @@ class ProcessPool:
 
         self.jobs = jobs
         self.window = 2 * jobs
+        # CSV chunks go to the workers as text, which they parse (see InputFile.chunks): with 2
+        # workers on 2 cores, the parsing and pickling of rows here took a third of a core.
+        self.reads_blocks = True
         self.pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                         initargs=(model_dir, spec, os.getpid()))
 

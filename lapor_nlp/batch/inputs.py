@@ -113,10 +113,13 @@ class InputFile:
                 f"{self.path}: column(s) not found: {', '.join(f'{o} {c!r}' for o, c in missing.items())}; "
                 f"the file has {', '.join(map(repr, names))}")
 
-    def chunks(self, size: int):
+    def chunks(self, size: int, *, blocks: bool = False):
         """The rows, ``size`` at a time, in input order (see :func:`lapor_nlp.io.iter_rows`). A CSV
-        file's chunks are :class:`CsvBlock` s (its text, read by the worker) where Arrow is used."""
-        if self.fmt == "csv" and arrow_enabled():
+        file's chunks are :class:`CsvBlock` s (its text, read by the worker) where Arrow is used,
+        or where ``blocks`` asks for them: worker processes then parse their own rows, and this
+        process only cuts the file (one ``csv.reader`` pass in C) and sends each block as one
+        string instead of pickling its rows."""
+        if self.fmt == "csv" and (blocks or arrow_enabled()):
             yield from csv_blocks(self.path, size)
             return
         buf = []

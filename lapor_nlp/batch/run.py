@@ -256,7 +256,8 @@ class _Job:
                 tally.add(meta, n)
 
             pending: collections.deque = collections.deque()
-            for index, rows in enumerate(self.source.chunks(self.chunk_size)):
+            blocks = getattr(running, "reads_blocks", False)
+            for index, rows in enumerate(self.source.chunks(self.chunk_size, blocks=blocks)):
                 n = len(rows)
                 summary.rows_read += n
                 summary.chunks += 1
