@@ -358,7 +358,8 @@ def test_clear_cache_forgets_everything_learnt_while_running():
     """clear_cache() is a cold start (bench/preprocess.py measures one): the token and stem
     caches and the stemmer's memo of prefix passes are all emptied, and the tokens stay the same."""
     pre = Preprocessor()
-    text = "Pembangunanya jalam rusakk, dikerjakanya kapan?"
+    # typos the rules need not see (their stem can only be themselves) and an affixed word they do
+    text = "Pembangunanya jalam rusakk, dipermasalahkanlah kapan?"
     want = pre.tokens(text)
     stemmer = pre._stemmer
     assert len(pre._token_cache) and len(stemmer) and len(stemmer._stemmer.prefix_pass_memo)
