@@ -5,8 +5,8 @@ Builds a 200,000-row backlog in a temporary directory from the Surabaya 2022 com
 with typos injected and numbers changed, so that the stem cache meets new words at a steady rate, as
 it does in a real backlog (typos, names, numbers), instead of seeing the same 8,690 texts again.
 Then runs the CLI in a fresh process each time, the variants interleaved over ``--runs`` rounds:
-``--jobs 1``, ``--jobs 2``, and 0.4.0 as released (``--baseline-ref``, default de15e0d, exported
-with ``git archive`` and run with PYTHONPATH there, on the same input and model); with
+``--jobs 1``, ``--jobs 2``, and the releases named by ``--baseline-ref`` (default de15e0d, 0.4.0;
+each exported with ``git archive`` and run with PYTHONPATH there, on the same input and model); with
 ``--variants`` also both read with Arrow (``LAPOR_NLP_ARROW=1``), ``--jobs 1`` without the
 common-stems table, and the stem misses with and without that table. It reports medians with ranges of rows/s (wall time of the
 whole command, start-up and model load included), the speed-up, the peak RSS of the whole process
@@ -15,7 +15,7 @@ the files), the differing cells per column against the baseline, the host load, 
 target.
 
     python bench/batch.py [--rows 200000] [--jobs 1 2] [--runs 3] [--model DIR] [--chunk-size 5000]
-                          [--home-region "Kota Surabaya"] [--baseline-ref de15e0d] [--variants]
+                          [--home-region "Kota Surabaya"] [--baseline-ref REF ...] [--variants]
 
 Prints figures only, never complaint text.
 """
@@ -275,9 +275,9 @@ def main(argv=None) -> int:
                          "'' for none)")
     ap.add_argument("--runs", type=int, default=3,
                     help="runs of each variant, interleaved; medians and ranges are compared (default 3)")
-    ap.add_argument("--baseline-ref", default=BASELINE_REF,
-                    help=f"also run classify --jobs 1 of this commit (default {BASELINE_REF}, 0.4.0) on the "
-                         "same input and model, and count the differing cells per column; '' to skip")
+    ap.add_argument("--baseline-ref", nargs="*", default=[BASELINE_REF],
+                    help=f"also run classify --jobs 1 of these commits (default {BASELINE_REF}, 0.4.0) on the "
+                         "same input and model, and count the differing cells per column; none to skip")
     ap.add_argument("--variants", action="store_true",
                     help="also the --jobs values reading CSV with Arrow (LAPOR_NLP_ARROW=1), --jobs 1 without "
                          "the common-stems table (LAPOR_NLP_STEM_COMMON=0), and the stem misses with and "
@@ -326,10 +326,10 @@ def main(argv=None) -> int:
             if 2 in a.jobs:
                 variants["jobs2-arrow"] = (["--jobs", "2"], {"LAPOR_NLP_ARROW": "1"})
             variants["jobs1-no-stem-table"] = (["--jobs", "1"], {"LAPOR_NLP_STEM_COMMON": "0"})
-        if a.baseline_ref:
-            base = export_ref(a.baseline_ref, tmp / "baseline")
-            variants[f"baseline-{a.baseline_ref}"] = (["--jobs", "1"], {"PYTHONPATH": str(base)})
-            print(f"baseline: {a.baseline_ref} exported to {base} (git archive), run with PYTHONPATH there")
+        for ref in a.baseline_ref:
+            base = export_ref(ref, tmp / f"baseline-{ref}")
+            variants[f"baseline-{ref}"] = (["--jobs", "1"], {"PYTHONPATH": str(base)})
+            print(f"baseline: {ref} exported to {base} (git archive), run with PYTHONPATH there")
         runs: dict[str, list[dict]] = {name: [] for name in variants}
         for k in range(a.runs):  # interleaved (1, 2, baseline, 1, 2, baseline...): drifts in host load hit all
             for name, (args, env) in variants.items():
@@ -387,16 +387,18 @@ def main(argv=None) -> int:
                 n, rows = stem_misses(backlog, model, a.home_region, table)
                 print(f"stem misses (words PySastrawi stemmed) {'with' if table else 'without'} the common-stems "
                       f"table: {n:,} over {rows:,} rows ({n / max(rows, 1):.3f} a row)")
-        base_name = f"baseline-{a.baseline_ref}"
-        if base_name in runs and "jobs1" in runs:
+        for ref in a.baseline_ref:
+            base_name = f"baseline-{ref}"
+            if base_name not in runs or "jobs1" not in runs:
+                continue
             diff, n_new, n_old = differing_cells(tmp / "out-jobs1.csv", tmp / f"out-{base_name}.csv")
-            print(f"output vs {a.baseline_ref} (same input, same model): {n_new:,} rows vs {n_old:,}; differing cells "
+            print(f"output vs {ref} (same input, same model): {n_new:,} rows vs {n_old:,}; differing cells "
                   "per column (-1: a column only one of them has):")
             for c, v in diff.items():
                 print(f"  {c}: {v:,}")
             if "jobs1" in rate:
-                print(f"speed vs {a.baseline_ref}: {rate['jobs1'] / rate[base_name]:.2f}x (--jobs 1, same run)")
-            verdicts.append((f"output identical to {a.baseline_ref}'s", n_new == n_old and not any(diff.values())))
+                print(f"speed vs {ref}: {rate['jobs1'] / rate[base_name]:.2f}x (--jobs 1, same run)")
+            verdicts.append((f"output identical to {ref}'s", n_new == n_old and not any(diff.values())))
         if not a.no_ceiling and "jobs1" in rate:
             budget = 1e6 / TARGET_ROWS_S - 1e6 / ceiling
             spent = 1e6 / rate["jobs1"] - 1e6 / ceiling
