@@ -155,7 +155,7 @@ def predict_values(router, items: list) -> list[tuple | str]:
     for mask in result.reasons.tolist():
         text = joined.get(mask)
         if text is None:
-            text = joined[mask] = ";".join(n for b, n in enumerate(names) if mask >> b & 1)
+            text = joined[mask] = ";".join(name for b, name in enumerate(names) if mask >> b & 1)
         reasons.append(text)
     topic, topic_score, agency, agency_score = columns
     rows = list(zip(topic, topic_score, agency, agency_score, result.routed_to.tolist(),
