@@ -130,8 +130,8 @@ class ChunkTable:
         # (_Ids.__missing__), so a batch with new chunks is not looked up a second time: only
         # its misses are (a typo'd backlog has new chunks in every batch).
         found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
-        missing = np.flatnonzero(found < 0)
-        if len(missing):
+        if len(found) and found.min() < 0:  # (one reduction: the warm path of a single text)
+            missing = np.flatnonzero(found < 0)
             with self._lock:
                 if state is not self._state:  # the table started again meanwhile: look again
                     state = self._state
