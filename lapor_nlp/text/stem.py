@@ -168,14 +168,14 @@ class _StemCanDiffer:
       rule's pattern matches, so it finds every front Sastrawi can reach and maybe more.
 
     A suffix removal that takes ``P`` with it leaves a part of ``P`` (at most two letters), and no
-    dictionary word is one of them (:meth:`holds_for`; else ``accelerate`` does not use this test). So when no reachable ``P + w[a:b]`` is a dictionary word other
-    than ``w``, the stem is ``w``. The tests compare it with plain PySastrawi on the corpus's words,
+    dictionary word is one of them (:meth:`holds_for`; else ``accelerate`` does not use this test).
+    So when no reachable ``P + w[a:b]`` is a dictionary word other than ``w``, the stem is ``w``. The tests compare it with plain PySastrawi on the corpus's words,
     their affixed forms and typos, and the whole Surabaya vocabulary.
     """
 
     @staticmethod
     def holds_for(dictionary) -> bool:
-        """Whether the proof below holds for ``dictionary``: no word of it is empty, one letter, or
+        """Whether the argument above holds for ``dictionary``: no word of it is empty, one letter, or
         a beginning of a put-back prefix ("n", "ng", "p", "pe", ...), which a suffix removal could
         leave alone (PySastrawi's own dictionary has none; a custom one gets no shortcut)."""
         short = {""} | set("abcdefghijklmnopqrstuvwxyz0123456789") \
