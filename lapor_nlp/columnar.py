@@ -73,6 +73,19 @@ class RoutingResult:
         table = _reason_table(self.reason_names)
         return [list(table(m)) for m in self.reasons.tolist()]
 
+    def review_reasons_joined(self, sep: str = ";") -> list[str]:
+        """Each row's review reasons as one string (``sep`` between them, "" for none), joined
+        once per distinct set of reasons: what a file of results writes."""
+        table = _reason_table(self.reason_names)
+        joined: dict[int, str] = {}
+        out = []
+        for mask in self.reasons.tolist():
+            text = joined.get(mask)
+            if text is None:
+                text = joined[mask] = sep.join(table(mask))
+            out.append(text)
+        return out
+
     def jurisdiction(self) -> list[dict | None]:
         """Each row's region (a new dict each), or None."""
         regions = self.regions

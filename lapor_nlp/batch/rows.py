@@ -150,16 +150,10 @@ def predict_values(router, items: list) -> list[tuple | str]:
             columns += (result.label(task).tolist(), result.tasks[task].score.tolist())
         else:
             columns += ([None] * n, [None] * n)
-    names, joined = result.reason_names, {}
-    reasons = []
-    for mask in result.reasons.tolist():
-        text = joined.get(mask)
-        if text is None:
-            text = joined[mask] = ";".join(name for b, name in enumerate(names) if mask >> b & 1)
-        reasons.append(text)
     topic, topic_score, agency, agency_score = columns
     rows = list(zip(topic, topic_score, agency, agency_score, result.routed_to.tolist(),
-                    result.needs_review.tolist(), reasons, [result.model_version] * n))
+                    result.needs_review.tolist(), result.review_reasons_joined(";"),
+                    [result.model_version] * n))
     if not result.errors:
         return rows
     out: list[tuple | str] = [""] * len(items)
