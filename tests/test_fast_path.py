@@ -159,6 +159,8 @@ def test_route_gives_columns_and_the_same_records(router):
     assert result.tasks["agency"].score.tolist() == [r["agency"]["score"] for r in records]
     assert result.needs_review.tolist() == [r["needs_review"] for r in records]
     assert result.review_reasons() == [r["review_reasons"] for r in records]
+    joined = result.review_reasons_joined("|")
+    assert joined == ["|".join(r["review_reasons"]) for r in records] and "" in joined and any("|" in j for j in joined)
     assert result.routed_to.tolist() == [r["routed_to"] for r in records]
     assert result.jurisdiction() == [r["jurisdiction"] for r in records]
     # the records are independent objects (changing one changes no other)
