@@ -156,12 +156,10 @@ def predict_values(router, items: list) -> list[tuple | str]:
                     [result.model_version] * n))
     if not result.errors:
         return rows
-    out: list[tuple | str] = [""] * len(items)
-    for i, values in zip(result.positions.tolist(), rows):
-        out[i] = values
-    for i, exc in result.errors.items():
-        out[i] = _reject_reason(exc)
-    return out
+    from ..router import Router  # the router's own seam puts refused items back at their places
+
+    placed = Router._with_errors(rows, result.positions.tolist(), result.errors, "return")
+    return [_reject_reason(v) if isinstance(v, LaporError) else v for v in placed]
 
 
 def prediction_values(rec: dict) -> tuple:
