@@ -131,12 +131,11 @@ class ChunkTable:
         # its misses are (a typo'd backlog has new chunks in every batch).
         found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
         if len(found) and found.min() < 0:  # (one reduction: the warm path of a single text)
-            missing = np.flatnonzero(found < 0)
             with self._lock:
                 if state is not self._state:  # the table started again meanwhile: look again
                     state = self._state
                     found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
-                    missing = np.flatnonzero(found < 0)
+                missing = np.flatnonzero(found < 0)
                 missed = [chunks[i] for i in missing.tolist()]
                 contains = state.ids.__contains__  # another thread may have added some meanwhile
                 new = dict.fromkeys(compress(missed, map(operator.not_, map(contains, missed))))

@@ -123,6 +123,7 @@ class DaskChunks:
         threads = sum(self.client.nthreads().values())
         self.jobs = max(threads, 1)
         self.window = 2 * self.jobs
+        self.reads_blocks = False  # rows, as before: the chunks travel through the scheduler
         self.model_key = model_key
         self.spec = spec
         self.run = uuid.uuid4().hex[:8]

@@ -6,8 +6,10 @@ An executor does two things for :func:`lapor_nlp.batch.classify_file`:
   workers load (the key every worker process caches its router under), and its version for the
   manifest, checked where the executor can check it;
 * ``start(model_key, spec, parts)`` -> a running executor with ``jobs``, ``window`` (how many
-  chunks may be in flight), ``submit(index, rows)`` (a result whose ``get()`` gives
-  :func:`~lapor_nlp.batch.chunk.run_chunk`'s triple) and ``close(ok)``.
+  chunks may be in flight), ``reads_blocks`` (whether it takes a CSV file's chunks as text, which
+  its workers parse: :meth:`~lapor_nlp.batch.inputs.InputFile.chunks`), ``submit(index, rows)`` (a
+  result whose ``get()`` gives :func:`~lapor_nlp.batch.chunk.run_chunk`'s triple) and
+  ``close(ok)``.
 
 :class:`LocalExecutor` runs the chunks on this machine, in this process (``jobs=1``) or in a pool of
 worker processes started with the ``spawn`` method: each worker imports lapor-nlp afresh and loads
@@ -16,7 +18,8 @@ multi-threaded program (a progress thread, a web app, a Dask client), and forkin
 holds other threads' locks can deadlock the child; ``spawn`` also behaves the same on Linux, macOS
 and Windows. Its start-up cost per worker is small next to a backlog. (As with any ``spawn`` pool, a
 script calling ``classify_file`` with ``jobs > 1`` needs the ``if __name__ == "__main__":`` guard.)
-Local workers write their own part files, so the parent only reads and dispatches.
+Local workers parse their CSV chunks and write their own part files, so the parent only cuts the
+input and dispatches.
 :class:`lapor_nlp.batch.dask.DaskExecutor` runs them on a Dask cluster instead.
 """
 
@@ -108,6 +111,7 @@ class InProcess:
 
     jobs = 1
     window = 1
+    reads_blocks = False  # one process: cutting text and parsing it again would be work twice
 
     def __init__(self, model_dir: str | None, spec: ChunkSpec):
         self.router = get_router(model_dir, spec.router_options)

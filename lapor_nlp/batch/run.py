@@ -256,8 +256,7 @@ class _Job:
                 tally.add(meta, n)
 
             pending: collections.deque = collections.deque()
-            blocks = getattr(running, "reads_blocks", False)
-            for index, rows in enumerate(self.source.chunks(self.chunk_size, blocks=blocks)):
+            for index, rows in enumerate(self.source.chunks(self.chunk_size, blocks=running.reads_blocks)):
                 n = len(rows)
                 summary.rows_read += n
                 summary.chunks += 1
