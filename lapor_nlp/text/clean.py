@@ -82,8 +82,11 @@ def clean_prepared(text: str) -> str:
         text = _MENTION.sub(" ", text)
     if "http" in text or "www" in text or ".com" in text or ".id" in text:
         text = _URL.sub(" ", text)
-    text = _REPEAT.sub(r"\1", text)
-    if "2" in text:
+    # Searched first: a sub with a template calls back into Python's re module each time (1.6 us
+    # a chunk against 0.4 for the search), and nearly no chunk has a match.
+    if _REPEAT.search(text):
+        text = _REPEAT.sub(r"\1", text)
+    if "2" in text and _REDUP.search(text):
         text = _REDUP.sub(r"\1-\1", text)
     return text
 

@@ -186,7 +186,15 @@ class _StemCanDiffer:
         self._words = dictionary
         self._suffixes = frozenset(d + p + q for d in _DERIVATIONAL for p in _POSSESSIVE
                                    for q in _PARTICLE if d + p + q)
-        self._longest = max(map(len, self._suffixes))
+        # the suffix chains' lengths by their last two letters (a one-letter chain under every pair
+        # it can end): _ends slices only where a chain can end, not at every length
+        by_tail: dict[str, list[int]] = {}
+        letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+        for suffix in self._suffixes:
+            tails = [suffix[-2:]] if len(suffix) > 1 else [suffix] + [c + suffix for c in letters]
+            for tail in tails:
+                by_tail.setdefault(tail, []).append(len(suffix))
+        self._by_tail = by_tail
         by_letter: dict[str, list] = {}
         for prefix, replacements in _PREFIXES.items():
             by_letter.setdefault(prefix[0], []).append((prefix, tuple(replacements)))
@@ -197,7 +205,7 @@ class _StemCanDiffer:
         ``w[b:]`` is a chain of suffixes."""
         n = len(w)
         suffixes = self._suffixes
-        return [n] + [n - k for k in range(1, min(self._longest, n) + 1) if w[n - k:] in suffixes]
+        return [n] + [n - k for k in self._by_tail.get(w[-2:], ()) if k <= n and w[n - k:] in suffixes]
 
     def _fronts(self, w: str) -> set[tuple[str, int]]:
         """Every ``(P, a)`` such that ``P + w[a:]`` may be the word after up to three prefix passes."""
