@@ -236,46 +236,180 @@ class CsvBlock:
 
 
 def csv_blocks(path: Path, size: int):
-    """The CSV file's :class:`CsvBlock` s, ``size`` records each (the last one fewer)."""
+    """The CSV file's :class:`CsvBlock` s, ``size`` records each (the last one fewer), cut where
+    the row reader ends a record. Cut from the file's bytes (:func:`_record_ends`) while that is
+    provably the row reader's cut, by the row reader itself from the first stretch where it is not,
+    and always by the row reader where Arrow reads the blocks (it needs each block's field counts)."""
     fh, header, line0, delimiter = open_csv_body(path)
     with fh:
         if header is None:
             return
-        # The reader takes its lines from ``store`` (filled a megabyte at a time), and its
-        # line_num says which of them a block's records used: no Python call per line.
-        store: list[str] = []
+        if arrow_enabled():
+            yield from _reader_blocks(fh, header, delimiter, line0, size)
+            return
+    yield from _byte_blocks(path, header, delimiter, line0, size)
 
-        def batches():
-            while batch := fh.readlines(1 << 20):
-                store.extend(batch)
-                yield batch
 
-        reader = csv.reader(itertools.chain.from_iterable(batches()), delimiter=delimiter, strict=True)
-        n = len(header)
-        done = 0  # lines of the body given to earlier blocks (store[0] is the next one)
-        records, chars, clean = 0, 0, True
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                break
-            except csv.Error:
-                records += 1
-                clean = False
+def _reader_blocks(fh, header: list[str], delimiter: str, line0: int, size: int):
+    """:func:`csv_blocks` cut by ``csv.reader`` from ``fh`` (text, ``newline=""``, at the start of
+    a record ``line0`` physical lines into the file)."""
+    # The reader takes its lines from ``store`` (filled a megabyte at a time), and its line_num
+    # says which of them a block's records used: no Python call per line.
+    store: list[str] = []
+
+    def batches():
+        while batch := fh.readlines(1 << 20):
+            store.extend(batch)
+            yield batch
+
+    reader = csv.reader(itertools.chain.from_iterable(batches()), delimiter=delimiter, strict=True)
+    n = len(header)
+    done = 0  # lines of the body given to earlier blocks (store[0] is the next one)
+    records, chars, clean = 0, 0, True
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            records += 1
+            clean = False
+        else:
+            if not values:  # a blank line: no record
+                continue
+            records += 1
+            if len(values) == n:
+                chars += sum(map(len, values))
             else:
-                if not values:  # a blank line: no record
-                    continue
-                records += 1
-                if len(values) == n:
-                    chars += sum(map(len, values))
-                else:
-                    clean = False
-            if records >= size:
-                used = reader.line_num - done
-                yield CsvBlock("".join(store[:used]), header, delimiter, line0 + done, records, clean, chars)
-                del store[:used]
-                done = reader.line_num
-                records, chars, clean = 0, 0, True
-        if records:
-            yield CsvBlock("".join(store[:reader.line_num - done]), header, delimiter, line0 + done, records,
-                           clean, chars)
+                clean = False
+        if records >= size:
+            used = reader.line_num - done
+            yield CsvBlock("".join(store[:used]), header, delimiter, line0 + done, records, clean, chars)
+            del store[:used]
+            done = reader.line_num
+            records, chars, clean = 0, 0, True
+    if records:
+        yield CsvBlock("".join(store[:reader.line_num - done]), header, delimiter, line0 + done, records,
+                       clean, chars)
+
+
+# Bytes read at a time by _byte_blocks.
+_READ = 4 << 20
+
+
+def _byte_blocks(path: Path, header: list[str], delimiter: str, line0: int, size: int):
+    """:func:`csv_blocks` cut from the bytes: a few numpy passes over each read instead of parsing
+    every field in the parent process (which competes with the workers for the cores). A read is
+    cut only where :func:`_record_ends` proves that the row reader ends its records there; from the
+    first read where it cannot (a quote inside an unquoted field, a NUL, an unclosed quote), the
+    row reader cuts the rest of the file. The blocks' text, first lines and record counts are the
+    row reader's either way (tests/test_csv_blocks.py compares them on files with every such trouble)."""
+    import numpy as np
+
+    with open(path, "rb") as raw:
+        offset = _body_offset(raw, line0)
+        raw.seek(offset)
+        pending = b""  # from ``offset``, the start of the next block: a record boundary
+        eof = False
+        while not eof:
+            more = raw.read(_READ)
+            eof = not more
+            pending += more
+            found = _record_ends(pending, ord(delimiter), eof)
+            if found is not None and not len(found[0]) and len(pending) > 8 * _READ:
+                found = None  # no record end in sight (an unclosed quote?): not worth rescanning
+            if found is None:  # not provably the reader's cut: the reader cuts the rest
+                raw.seek(offset)
+                text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+                yield from _reader_blocks(text, header, delimiter, line0, size)
+                return
+            ends, lines = found
+            cut = 0
+            for k in range(size, len(ends) + 1, size):
+                end = int(ends[k - 1])
+                yield CsvBlock(pending[cut:end].decode("utf-8", "surrogateescape"), header, delimiter,
+                               line0, size, False, 0)
+                line0 += int(np.searchsorted(lines, end) - np.searchsorted(lines, cut))
+                cut = end
+            rest = len(ends) % size
+            if eof and rest:  # the last block runs to the end of the file (blank lines included)
+                yield CsvBlock(pending[cut:].decode("utf-8", "surrogateescape"), header, delimiter,
+                               line0, rest, False, 0)
+            offset += cut
+            pending = pending[cut:]
+
+
+def _record_ends(data: bytes, delimiter: int, eof: bool):
+    """``(record stops, line ends)`` of ``data``, which starts at a record boundary: the offset
+    just after each record that the row reader (``csv.reader``, strict, on ``newline=""`` lines)
+    would read, blank lines left out, and the offset of each physical line's last byte; without
+    ``eof`` only what the bytes read so far decide. None when quote parity cannot prove the cut.
+
+    Parity gives the reader's cut when every quote is where the reader treats it as a quote: one
+    that opens a field stands at a record's or field's start (after a line end or a delimiter, or
+    right after a closing quote: a doubled ``""``), and one that closes it is followed by a
+    delimiter, a line end or a quote (the doubled one), or ends the data. A quote elsewhere is
+    text to the reader (inside an unquoted field) or an error (strict), a NUL byte is an error,
+    and an unclosed quote at the end runs to the end of the file: none of those is proved. Only
+    the positions of quotes and line breaks are handled as arrays (a few per hundred bytes)."""
+    import numpy as np
+
+    a = np.frombuffer(data, np.uint8)
+    n = len(a)
+    nl = np.flatnonzero(a == 10)
+    cr = np.flatnonzero(a == 13)
+    quotes = np.flatnonzero(a == 34)
+    # a physical line ends at "\n", and at a "\r" that no "\n" follows (at the end of the data:
+    # only at the end of the file; before, the next read decides)
+    known = cr + 1 < n
+    lone = np.zeros(len(cr), bool)
+    lone[known] = a[cr[known] + 1] != 10
+    lone[~known] = eof
+    lines = np.union1d(nl, cr[lone])
+    ends = lines[np.searchsorted(quotes, lines) % 2 == 0]  # outside quotes: a record's end
+    if eof:
+        if len(quotes) % 2:
+            return None  # an unclosed quote runs to the end of the file: an error to the reader
+        limit = n
+    else:  # up to the last record end read; the rest waits for the next read
+        limit = int(ends[-1]) + 1 if len(ends) else 0
+    if data.find(b"\0", 0, limit) >= 0:
+        return None
+    q = quotes[quotes < limit]
+    if len(q):
+        opening, closing = q[0::2], q[1::2]
+        if not np.isin(a[opening[opening > 0] - 1], (delimiter, 10, 13, 34)).all():
+            return None
+        after = closing + 1
+        if not np.isin(a[after[after < limit]], (delimiter, 10, 13, 34)).all():
+            return None
+    stops = ends + 1
+    content_end = ends - ((a[ends] == 10) & (ends > 0) & (a[np.maximum(ends - 1, 0)] == 13))
+    if eof and limit and (not len(ends) or ends[-1] != limit - 1):  # a last line without a line end
+        stops = np.append(stops, limit)
+        content_end = np.append(content_end, limit)
+    starts = np.concatenate(([0], stops[:-1])) if len(stops) else stops
+    # a blank line (nothing before its line end since the last record) is no record
+    return stops[content_end > starts].astype(np.int64), lines
+
+
+def _body_offset(raw, line0: int) -> int:
+    """The byte offset after the first ``line0`` physical lines of the file (its header's)."""
+    raw.seek(0)
+    head, pos, lines, eof = b"", 0, 0, False
+    while lines < line0:
+        nl, cr = head.find(b"\n", pos), head.find(b"\r", pos)
+        if cr >= 0 and (nl < 0 or cr < nl):
+            if cr + 1 < len(head) or eof:  # the byte after a "\r" says whether it is "\r\n"
+                pos = cr + 2 if head[cr + 1:cr + 2] == b"\n" else cr + 1
+                lines += 1
+                continue
+        elif nl >= 0:
+            pos, lines = nl + 1, lines + 1
+            continue
+        elif eof:
+            return len(head)
+        more = raw.read(1 << 16)
+        eof = not more
+        head += more
+    return pos
