@@ -608,3 +608,25 @@ def test_prediction_values_from_columns_equal_those_from_records(model_dir):
 
     assert predict_values(RecordsOnly(), items) == want
     assert predict_values(router, []) == []
+
+
+def test_a_chunk_is_one_batch_for_the_garbage_collector(messy, model_dir, tmp_path, monkeypatch):
+    """Reading a chunk and making its rows' items and output run with the router's batch pause
+    (young collections every 10,000 allocations, the collector still on), restored afterwards."""
+    import gc
+
+    import lapor_nlp.batch.chunk as chunk
+
+    seen = []
+    real_row_item = chunk.row_item
+
+    def spy(*args, **kwargs):
+        seen.append((gc.isenabled(), gc.get_threshold()[0]))
+        return real_row_item(*args, **kwargs)
+
+    monkeypatch.setattr(chunk, "row_item", spy)
+    before = gc.get_threshold()
+    path, _, _ = messy
+    classify_file(path, tmp_path / "out.csv", model_dir=model_dir, jobs=1, chunk_size=7, progress=False)
+    assert seen and set(seen) == {(True, 10_000)}
+    assert gc.isenabled() and gc.get_threshold() == before

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..columns import Columns, reason_kind
 from ..io import ERROR, LINE, RAW
+from ..router import _gc_paused
 from .formats import OutputFormat, RejectsFormat
 from .inputs import CsvBlock, Header, KeysPerRow
 from .rows import location_columns, predict_values, prediction_names, row_item
@@ -36,7 +37,15 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows) -> tuple[dict, bytes | 
     here) and format its output and rejects parts.
 
     With ``spec.parts`` set the parts are written there (returns ``(meta, None, None)``);
-    otherwise their bytes are returned for the caller to write."""
+    otherwise their bytes are returned for the caller to write. The whole chunk is one batch for
+    the collector (the router's pause: young collections every 10,000 allocations, not 700), since
+    its rows, items and output lines all live until the chunk is written: 395 young collections
+    instead of 979 for 200,000 rows, 0.5-0.6 s of 16 s of CPU."""
+    with _gc_paused():
+        return _run_chunk(router, spec, index, rows)
+
+
+def _run_chunk(router, spec: ChunkSpec, index: int, rows) -> tuple[dict, bytes | None, bytes | None]:
     n = len(rows)
     table = block = None  # the chunk's Arrow table, when Arrow read it (a CSV block, LAPOR_NLP_ARROW=1)
     if isinstance(rows, CsvBlock):
@@ -79,7 +88,7 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows) -> tuple[dict, bytes | 
         # the rows of an Arrow-read block carry their index in it until a line number is needed
         lines = block.first_lines(table)
         if lines is None:  # blank lines among multi-line records: the row reader numbers them
-            return run_chunk(router, spec, index, block.rows())
+            return _run_chunk(router, spec, index, block.rows())
         rejects = [(lines[i], reason, row) for i, reason, row in rejects]
     rejects.sort(key=lambda r: r[0])
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from ..columns import Columns
 from ..errors import BatchCheckError, BatchInputError, BatchWriteError, LaporError
 from ..io import detect_format, refuse_wide_text, require_file
+from ..router import _gc_paused
 from .chunk import ChunkSpec
 from .dask import DaskExecutor
 from .executors import LocalExecutor
@@ -256,20 +257,23 @@ class _Job:
                 tally.add(meta, n)
 
             pending: collections.deque = collections.deque()
-            for index, rows in enumerate(self.source.chunks(self.chunk_size, blocks=running.reads_blocks)):
-                n = len(rows)
-                summary.rows_read += n
-                summary.chunks += 1
-                if index in done:
-                    summary.chunks_resumed += 1
-                    tally.add(done.pop(index), n, resumed=True)
-                    continue
-                pending.append((index, n, running.submit(index, rows)))
-                del rows
-                while len(pending) >= running.window:
+            # Reading a chunk's rows is part of its batch for the collector (see run_chunk): the
+            # rows all live until the chunk is done.
+            with _gc_paused():
+                for index, rows in enumerate(self.source.chunks(self.chunk_size, blocks=running.reads_blocks)):
+                    n = len(rows)
+                    summary.rows_read += n
+                    summary.chunks += 1
+                    if index in done:
+                        summary.chunks_resumed += 1
+                        tally.add(done.pop(index), n, resumed=True)
+                        continue
+                    pending.append((index, n, running.submit(index, rows)))
+                    del rows
+                    while len(pending) >= running.window:
+                        collect(pending.popleft())
+                while pending:
                     collect(pending.popleft())
-            while pending:
-                collect(pending.popleft())
             if done:
                 raise BatchCheckError(
                     f"{parts.dir} holds chunk(s) {sorted(done)[:5]} beyond the end of the input; "
