@@ -175,7 +175,7 @@ class TokenTfidf:
         ids = np.asarray(ids, dtype=np.int64)  # bigram codes id_a * V + id_b need 64 bits
         offsets = np.asarray(offsets, dtype=np.int64)
         n_docs = len(offsets) - 1
-        if n_docs == 1 and len(ids) <= _ONE_DOC_TOKENS:
+        if n_docs == 1 and len(ids) <= _ONE_DOC_TOKENS and offsets[0] == 0 and offsets[1] == len(ids):
             return self._transform_one(ids)
         doc_of = _doc_of(offsets)
         V = len(self.words_)
@@ -219,8 +219,9 @@ class TokenTfidf:
         """:meth:`transform_ids` of one document (``predict``), counted in Python: a third of the
         numpy calls, whose fixed cost is most of the time for a few dozen tokens. The numbers are
         the batch path's: the same ufuncs on the same values (``np.log`` of the int64 counts), the
-        norm summed in feature order as ``np.bincount`` sums it, and the rows compared with the
-        batch path's on every Surabaya text (tests/test_features.py)."""
+        norm summed in feature order as ``np.bincount`` sums it; tests/test_features.py compares the
+        paths bit for bit on generated documents, with and without a feature map, and
+        tests/test_fast_path.py single predictions with batches on real texts."""
         tokens = ids.tolist()
         V = len(self.words_)
         cols = [t for t in tokens if t >= 0]

@@ -616,17 +616,25 @@ def test_a_chunk_is_one_batch_for_the_garbage_collector(messy, model_dir, tmp_pa
     import gc
 
     import lapor_nlp.batch.chunk as chunk
+    import lapor_nlp.batch.inputs as inputs
 
-    seen = []
-    real_row_item = chunk.row_item
+    seen, read = [], []
+    real_row_item, real_iter_rows = chunk.row_item, inputs.iter_rows
 
     def spy(*args, **kwargs):
         seen.append((gc.isenabled(), gc.get_threshold()[0]))
         return real_row_item(*args, **kwargs)
 
+    def reading(*args, **kwargs):  # the rows of a chunk, as this process reads them (--jobs 1)
+        for row in real_iter_rows(*args, **kwargs):
+            read.append((gc.isenabled(), gc.get_threshold()[0]))
+            yield row
+
     monkeypatch.setattr(chunk, "row_item", spy)
+    monkeypatch.setattr(inputs, "iter_rows", reading)
     before = gc.get_threshold()
     path, _, _ = messy
     classify_file(path, tmp_path / "out.csv", model_dir=model_dir, jobs=1, chunk_size=7, progress=False)
     assert seen and set(seen) == {(True, 10_000)}
+    assert read and set(read) == {(True, 10_000)}
     assert gc.isenabled() and gc.get_threshold() == before

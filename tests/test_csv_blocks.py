@@ -125,3 +125,44 @@ def test_semicolon_files(tmp_path):
     path.write_bytes(random_file(rng, 200, trouble=0, delimiter=";"))
     assert open_csv_body(path)[3] == ";"
     assert_same_cut(path, 9)
+
+
+def _scanned(monkeypatch) -> list[int]:
+    sizes: list[int] = []
+    real = inputs._record_ends
+
+    def counting(data, *args):
+        sizes.append(len(data))
+        return real(data, *args)
+
+    monkeypatch.setattr(inputs, "_record_ends", counting)
+    return sizes
+
+
+def test_each_byte_is_scanned_about_once_even_in_blocks_larger_than_a_read(tmp_path, monkeypatch):
+    rng = random.Random(11)
+    path = tmp_path / "backlog.csv"
+    path.write_bytes(random_file(rng, 2000, trouble=0))
+    expected = reader_cut(path, 700)
+    monkeypatch.setattr(inputs, "_READ", 1000)
+    sizes = _scanned(monkeypatch)
+    assert [(b.text, b.line0, b.records) for b in csv_blocks(path, 700)] == expected
+    assert sum(sizes) < 1.5 * path.stat().st_size  # not once per read for every pending byte
+
+
+def test_a_stray_quote_early_in_a_long_file_stops_the_byte_scan_soon(tmp_path, monkeypatch):
+    path = tmp_path / "backlog.csv"
+    rows = [f"{i},jalan rusak {'x' * 40},Surabaya\n" for i in range(3000)]
+    rows[2] = '2,monitor 12" rusak,Surabaya\n'  # text to the reader; parity sees no record end after it
+    path.write_bytes(("id,text,kota\n" + "".join(rows)).encode())
+    monkeypatch.setattr(inputs, "_READ", 256)
+    sizes = _scanned(monkeypatch)
+    assert_same_cut(path, 100)
+    assert len(sizes) <= 4 and sum(sizes) < 12 * 256  # then the row reader cut the rest
+
+
+def test_a_header_longer_than_many_reads(tmp_path):
+    path = tmp_path / "b.csv"
+    long_name = "x" * 70_000 + "\r\n" + "y" * 70_000 + "\r" + "z" * 70_000  # over several 64 KiB reads
+    path.write_bytes(f'id,"{long_name}",text\r\n1,a,b\r\n2,c,d\r\n'.encode())
+    assert_same_cut(path, 1)

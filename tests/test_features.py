@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lapor_nlp.features import TokenTfidf
 
@@ -57,16 +58,18 @@ def test_code_table_finds_exactly_what_binary_search_finds():
     assert np.array_equal(table.find(crowded + 1), np.full(len(crowded), -1))
 
 
-def test_batch_single_and_hash_paths_give_the_same_rows():
+@pytest.mark.parametrize("max_features", [None, 150])
+def test_batch_single_and_hash_paths_give_the_same_rows(max_features):
     """A batch (bigrams found in the hash table, keys sorted as 32-bit), a few documents (binary
     search) and one document at a time (counted in Python) give bit-identical rows, equal to
-    scikit-learn's."""
+    scikit-learn's (without a feature map: scikit-learn breaks ties in max_features otherwise)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from lapor_nlp.features import _FEW_CODES
 
     train, docs = _random_docs(400, seed=2), _random_docs(300, seed=3) + [[], ["zzz"], ["w1", "zzz", "w2"]]
-    ours = TokenTfidf().fit(train)
+    ours = TokenTfidf(max_features=max_features).fit(train)
+    assert (ours._feature_map_ is not None) == (max_features is not None)
     ids, offsets = ours._ids(docs, ours.vocabulary_)
     assert len(ours._bigram_codes(ids, np.repeat(np.arange(len(docs)), np.diff(offsets)))[0]) > _FEW_CODES
     batch = ours.transform_ids(ids, offsets)
@@ -80,8 +83,17 @@ def test_batch_single_and_hash_paths_give_the_same_rows():
             assert got.indices[:n].tolist() == batch.indices[lo:hi].tolist()
             assert got.data[:n].tobytes() == batch.data[lo:hi].tobytes()
             assert (got.data.dtype, got.indices.dtype, got.indptr.dtype) == (np.float32, np.int32, np.int32)
+    if max_features is not None:
+        return
     sk = TfidfVectorizer(analyzer=lambda d: d + [a + " " + b for a, b in zip(d, d[1:])],
                          sublinear_tf=True).fit(train)
     names, sk_names = list(ours.get_feature_names_out()), list(sk.get_feature_names_out())
     perm = [sk_names.index(n) for n in names]
     np.testing.assert_allclose(batch.tocsr().toarray(), sk.transform(docs).toarray()[:, perm], atol=1e-6)
+
+
+def test_one_document_with_offsets_that_do_not_cover_the_ids_is_refused_as_before():
+    f = TokenTfidf().fit([["air", "mati"], ["jalan", "rusak"]])
+    ids = np.array([0, 1, 2, 3])
+    with pytest.raises(IndexError):
+        f.transform_ids(ids, np.array([0, 2]))

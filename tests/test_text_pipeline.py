@@ -536,3 +536,16 @@ def test_stem_can_differ_covers_every_prefix_rule_of_the_installed_pysastrawi():
     words = create_sastrawi_stemmer().dictionary.words
     assert _StemCanDiffer.holds_for(words)
     assert _StemCanDiffer(words)._fronts("memperbaiki") >= {("pe", 5), ("", 6)}
+
+
+def test_suffix_ends_are_every_chain_once():
+    """_ends lists each place a chain of suffixes can start, once (a word ending in "-ah" has
+    many chains with that tail: "lah", "nyalah", "kanlah", ...), and only those."""
+    from lapor_nlp.text.stem import _DERIVATIONAL, _PARTICLE, _POSSESSIVE, _StemCanDiffer, create_sastrawi_stemmer
+
+    differs = _StemCanDiffer(create_sastrawi_stemmer().dictionary.words)
+    chains = {d + p + q for d in _DERIVATIONAL for p in _POSSESSIVE for q in _PARTICLE} - {""}
+    for word in ["masalah", "pemerintah", "jalannya", "i", "diperbaikinyalah", "sekolahkanlah", "x9", "pun"]:
+        ends = differs._ends(word)
+        assert len(ends) == len(set(ends))
+        assert set(ends) == {len(word)} | {b for b in range(len(word)) if word[b:] in chains}

@@ -39,8 +39,8 @@ def run_chunk(router, spec: ChunkSpec, index: int, rows) -> tuple[dict, bytes | 
     With ``spec.parts`` set the parts are written there (returns ``(meta, None, None)``);
     otherwise their bytes are returned for the caller to write. The whole chunk is one batch for
     the collector (the router's pause: young collections every 10,000 allocations, not 700), since
-    its rows, items and output lines all live until the chunk is written: 395 young collections
-    instead of 979 for 200,000 rows, 0.5-0.6 s of 16 s of CPU."""
+    its rows, items and output lines all live until the chunk is written; with the reading in the
+    same pause (``run._Job.run``), 140 young collections instead of 979 for 200,000 rows."""
     with _gc_paused():
         return _run_chunk(router, spec, index, rows)
 

@@ -298,45 +298,66 @@ _READ = 4 << 20
 
 
 def _byte_blocks(path: Path, header: list[str], delimiter: str, line0: int, size: int):
-    """:func:`csv_blocks` cut from the bytes: a few numpy passes over each read instead of parsing
-    every field in the parent process (which competes with the workers for the cores). A read is
-    cut only where :func:`_record_ends` proves that the row reader ends its records there; from the
-    first read where it cannot (a quote inside an unquoted field, a NUL, an unclosed quote), the
-    row reader cuts the rest of the file. The blocks' text, first lines and record counts are the
-    row reader's either way (tests/test_csv_blocks.py compares them on files with every such trouble)."""
+    """:func:`csv_blocks` cut from the bytes: three comparisons over each read and work on the
+    positions of its quotes and line breaks, instead of parsing every field in the parent process
+    (which competes with the workers for the cores). Records are cut only where
+    :func:`_record_ends` proves that the row reader ends them there; from the first stretch where it
+    cannot (a quote inside an unquoted field, a NUL, an unclosed quote, or no provable record end
+    within ``2 * _READ`` bytes), the row reader cuts the rest of the file. Each byte is scanned
+    once (the bytes after the last proved record end, normally less than a record, again with the
+    next read), and a block's bytes are joined once. The blocks' text, first lines and record
+    counts are the row reader's either way (tests/test_csv_blocks.py compares them on files with
+    every such trouble)."""
     import numpy as np
 
     with open(path, "rb") as raw:
-        offset = _body_offset(raw, line0)
-        raw.seek(offset)
-        pending = b""  # from ``offset``, the start of the next block: a record boundary
+        cut = _body_offset(raw, line0)  # where the next block starts (a file offset): a record's start
+        raw.seek(cut)
+        proved: list[bytes] = []  # the bytes from ``cut`` to ``done``, whose record ends are known
+        done = cut
+        tail = b""  # the bytes read after ``done``
+        stops: list[int] = []  # the record ends after ``cut`` (file offsets), from ``stops[first]``
+        first = 0
+        line_parts: list = []  # the physical line ends after ``cut`` (file offsets), in arrays
         eof = False
         while not eof:
             more = raw.read(_READ)
             eof = not more
-            pending += more
-            found = _record_ends(pending, ord(delimiter), eof)
-            if found is not None and not len(found[0]) and len(pending) > 8 * _READ:
-                found = None  # no record end in sight (an unclosed quote?): not worth rescanning
+            data = tail + more
+            found = _record_ends(data, ord(delimiter), eof)
+            if found is not None:
+                ends, line_ends = found
+                limit = len(data) if eof else int(ends[-1]) if len(ends) else 0
+                if len(data) - limit > 2 * _READ:
+                    found = None  # no record end in sight (a stray or unclosed quote?): stop scanning
             if found is None:  # not provably the reader's cut: the reader cuts the rest
-                raw.seek(offset)
+                raw.seek(cut)
                 text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
                 yield from _reader_blocks(text, header, delimiter, line0, size)
                 return
-            ends, lines = found
-            cut = 0
-            for k in range(size, len(ends) + 1, size):
-                end = int(ends[k - 1])
-                yield CsvBlock(pending[cut:end].decode("utf-8", "surrogateescape"), header, delimiter,
-                               line0, size, False, 0)
-                line0 += int(np.searchsorted(lines, end) - np.searchsorted(lines, cut))
+            stops += (ends + done).tolist()
+            line_parts.append(line_ends[line_ends < limit] + done)
+            proved.append(data[:limit])
+            tail = data[limit:]
+            done += limit
+            if len(stops) - first < size and not (eof and len(stops) > first):
+                continue
+            buf, base = b"".join(proved), cut
+            lines = np.concatenate(line_parts)
+            while len(stops) - first >= size or (eof and len(stops) > first):
+                # a full block ends at its last record; the last one, at the end of the file
+                n = min(size, len(stops) - first)
+                end = stops[first + n - 1] if n == size else done
+                yield CsvBlock(buf[cut - base:end - base].decode("utf-8", "surrogateescape"), header,
+                               delimiter, line0, n, False, 0)
+                passed = int(np.searchsorted(lines, end))  # the line ends before ``end``
+                line0 += passed
+                lines = lines[passed:]
+                first += n
                 cut = end
-            rest = len(ends) % size
-            if eof and rest:  # the last block runs to the end of the file (blank lines included)
-                yield CsvBlock(pending[cut:].decode("utf-8", "surrogateescape"), header, delimiter,
-                               line0, rest, False, 0)
-            offset += cut
-            pending = pending[cut:]
+            proved, line_parts = [buf[cut - base:]], [lines]
+            del stops[:first]
+            first = 0
 
 
 def _record_ends(data: bytes, delimiter: int, eof: bool):
@@ -349,9 +370,11 @@ def _record_ends(data: bytes, delimiter: int, eof: bool):
     that opens a field stands at a record's or field's start (after a line end or a delimiter, or
     right after a closing quote: a doubled ``""``), and one that closes it is followed by a
     delimiter, a line end or a quote (the doubled one), or ends the data. A quote elsewhere is
-    text to the reader (inside an unquoted field) or an error (strict), a NUL byte is an error,
-    and an unclosed quote at the end runs to the end of the file: none of those is proved. Only
-    the positions of quotes and line breaks are handled as arrays (a few per hundred bytes)."""
+    text to the reader (inside an unquoted field) or an error (strict), and an unclosed quote at
+    the end runs to the end of the file: neither is proved. Nor is a NUL byte (an error to the
+    reader of Pythons before 3.11; left to the reader rather than reasoned about). Three
+    comparisons run over the bytes; the rest works on the positions of quotes and line breaks (a
+    few per hundred bytes)."""
     import numpy as np
 
     a = np.frombuffer(data, np.uint8)
@@ -394,21 +417,27 @@ def _record_ends(data: bytes, delimiter: int, eof: bool):
 
 
 def _body_offset(raw, line0: int) -> int:
-    """The byte offset after the first ``line0`` physical lines of the file (its header's)."""
+    """The byte offset after the first ``line0`` physical lines of the file (its header's); each
+    byte is searched once, however long the header."""
     raw.seek(0)
-    head, pos, lines, eof = b"", 0, 0, False
+    head = bytearray()
+    pos, scan, lines, eof = 0, 0, 0, False  # no line break in head[pos:scan]
     while lines < line0:
-        nl, cr = head.find(b"\n", pos), head.find(b"\r", pos)
+        nl, cr = head.find(b"\n", scan), head.find(b"\r", scan)
         if cr >= 0 and (nl < 0 or cr < nl):
             if cr + 1 < len(head) or eof:  # the byte after a "\r" says whether it is "\r\n"
-                pos = cr + 2 if head[cr + 1:cr + 2] == b"\n" else cr + 1
+                pos = scan = cr + 2 if head[cr + 1:cr + 2] == b"\n" else cr + 1
                 lines += 1
                 continue
+            scan = cr
         elif nl >= 0:
-            pos, lines = nl + 1, lines + 1
+            pos = scan = nl + 1
+            lines += 1
             continue
         elif eof:
             return len(head)
+        else:
+            scan = len(head)
         more = raw.read(1 << 16)
         eof = not more
         head += more

@@ -188,13 +188,13 @@ class _StemCanDiffer:
                                    for q in _PARTICLE if d + p + q)
         # the suffix chains' lengths by their last two letters (a one-letter chain under every pair
         # it can end): _ends slices only where a chain can end, not at every length
-        by_tail: dict[str, list[int]] = {}
+        by_tail: dict[str, set[int]] = {}
         letters = "abcdefghijklmnopqrstuvwxyz0123456789"
         for suffix in self._suffixes:
             tails = [suffix[-2:]] if len(suffix) > 1 else [suffix] + [c + suffix for c in letters]
             for tail in tails:
-                by_tail.setdefault(tail, []).append(len(suffix))
-        self._by_tail = by_tail
+                by_tail.setdefault(tail, set()).add(len(suffix))
+        self._by_tail = {tail: tuple(sorted(lengths)) for tail, lengths in by_tail.items()}
         by_letter: dict[str, list] = {}
         for prefix, replacements in _PREFIXES.items():
             by_letter.setdefault(prefix[0], []).append((prefix, tuple(replacements)))
