@@ -145,6 +145,16 @@ class TokenTfidf:
             cached = self._bigram_table_ = _CodeTable(self.bigram_codes_)
         return cached
 
+    def _bigram_positions(self, codes: np.ndarray) -> np.ndarray:
+        """Each bigram code's index in ``bigram_codes_``, or -1: found in the hash table, or for a
+        few codes (a few documents) by one binary search, fewer numpy calls than the probes."""
+        if len(codes) > _FEW_CODES:
+            return self._bigram_table().find(codes)
+        known = self.bigram_codes_
+        pos = np.searchsorted(known, codes)
+        pos[pos >= len(known)] = 0
+        return np.where(known[pos] == codes, pos, -1)
+
     def _bigram_codes(self, ids: np.ndarray, doc_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         V = len(self.words_) if hasattr(self, "words_") else 0
         if len(ids) < 2:
@@ -184,13 +194,8 @@ class TokenTfidf:
         cols = [ids[known]]
         if self.ngram_max == 2 and len(self.bigram_codes_):
             codes, cdoc = self._bigram_codes(ids, doc_of)
-            if len(codes) > _FEW_CODES:
-                pos = self._bigram_table().find(codes)
-                hit = pos >= 0
-            else:  # a few documents: one binary search is fewer numpy calls than the probes
-                pos = np.searchsorted(self.bigram_codes_, codes)
-                pos[pos >= len(self.bigram_codes_)] = 0
-                hit = self.bigram_codes_[pos] == codes if len(codes) else np.zeros(0, bool)
+            pos = self._bigram_positions(codes)
+            hit = pos >= 0
             rows.append(cdoc[hit])
             cols.append(V + pos[hit])
         r = np.concatenate(rows)
@@ -228,10 +233,7 @@ class TokenTfidf:
         if self.ngram_max == 2 and len(self.bigram_codes_) and len(tokens) > 1:
             codes = [a * V + b for a, b in zip(tokens, tokens[1:]) if a >= 0 and b >= 0]
             if codes:
-                known = self.bigram_codes_
-                pos = np.searchsorted(known, codes)
-                pos[pos >= len(known)] = 0
-                cols += [V + p for p, c, k in zip(pos.tolist(), codes, known[pos].tolist()) if c == k]
+                cols += [V + p for p in self._bigram_positions(np.array(codes, np.int64)).tolist() if p >= 0]
         if self._feature_map_ is not None:
             fmap = self._feature_map_
             cols = [m for m in fmap[cols].tolist() if m >= 0] if cols else []
