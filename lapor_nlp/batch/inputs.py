@@ -316,8 +316,7 @@ def _byte_blocks(path: Path, header: list[str], delimiter: str, line0: int, size
         proved: list[bytes] = []  # the bytes from ``cut`` to ``done``, whose record ends are known
         done = cut
         tail = b""  # the bytes read after ``done``
-        stops: list[int] = []  # the record ends after ``cut`` (file offsets), from ``stops[first]``
-        first = 0
+        stops: list[int] = []  # the record ends after ``cut`` (file offsets)
         line_parts: list = []  # the physical line ends after ``cut`` (file offsets), in arrays
         eof = False
         while not eof:
@@ -340,10 +339,11 @@ def _byte_blocks(path: Path, header: list[str], delimiter: str, line0: int, size
             proved.append(data[:limit])
             tail = data[limit:]
             done += limit
-            if len(stops) - first < size and not (eof and len(stops) > first):
+            if len(stops) < size and not (eof and stops):
                 continue
             buf, base = b"".join(proved), cut
             lines = np.concatenate(line_parts)
+            first = 0  # blocks take their records from stops[first:]
             while len(stops) - first >= size or (eof and len(stops) > first):
                 # a full block ends at its last record; the last one, at the end of the file
                 n = min(size, len(stops) - first)
@@ -357,7 +357,6 @@ def _byte_blocks(path: Path, header: list[str], delimiter: str, line0: int, size
                 cut = end
             proved, line_parts = [buf[cut - base:]], [lines]
             del stops[:first]
-            first = 0
 
 
 def _record_ends(data: bytes, delimiter: int, eof: bool):
