@@ -1,0 +1,171 @@
+"""The chunk table's two ways to give a batch its chunk ids agree, chunk for chunk.
+
+A large batch is looked up by its bytes (``ChunkTable._ids_by_bytes``: numpy keys of chunks of at
+most 16 bytes), a small one, or one the byte path cannot take, one dict lookup per chunk
+(``_ids_by_dict``). Ids are given in order of first sight, so two tables are compared by the
+chunk each id stands for, which must be what ``str.split()`` gives.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import numpy as np
+
+import pytest
+
+from lapor_nlp import Router
+from lapor_nlp import chunks as chunks_mod
+from lapor_nlp.chunks import SEPARATOR, ChunkTable, _ByteKeys
+
+# Characters that make the byte path's work: every kind of whitespace str.split() knows (ASCII
+# ones, the file separators \x1c-\x1f, non-ASCII ones), control characters that are not
+# whitespace, multi-byte letters, a 4-byte emoji, punctuation.
+ALPHABET = (list("abcdefghijklmnopqrstuvwxyz") * 3 + [" "] * 20 +
+            ["\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0",
+             "\u1680", "\u2000", "\u2009", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000",
+             "\x01", "\x7f", "\u00e9", "\u20ac", "\U0001f642", "-", ".", ",", "2"])
+
+
+def _texts(rng: random.Random, n: int) -> list[str]:
+    out = []
+    for _ in range(n):
+        words = []
+        for _ in range(rng.randrange(0, 40)):
+            # lengths around the key's limits: 8 and 16 bytes
+            k = rng.choice([1, 2, 5, 7, 8, 9, 15, 16, 17, 30])
+            words.append("".join(rng.choice(ALPHABET) for _ in range(k)))
+        out.append(" ".join(words))
+    return out
+
+
+def _table(router: Router) -> ChunkTable:
+    return router._fast().table
+
+
+def _chunks_of(table: ChunkTable, cids: np.ndarray) -> list[str]:
+    names = {v: k for k, v in table._state.ids.items()}
+    return [names[i] for i in cids.tolist()]
+
+
+def _split(texts: list[str]) -> list[str]:
+    return f" {SEPARATOR} ".join(texts).split()
+
+
+@pytest.fixture()
+def fresh(model_dir):
+    return Router.load(model_dir)
+
+
+def test_byte_keys_find_exactly_what_was_added():
+    rng = random.Random(3)
+    words = {"".join(rng.choice("abcdeé€") for _ in range(rng.randrange(1, 7))) for _ in range(20_000)}
+    words = sorted(w for w in words if len(w.encode()) <= 16)
+    data = " ".join(words).encode()
+    starts, ends, k0, k1, short = _ByteKeys.keys(data)
+    assert [data[a:b].decode() for a, b in zip(starts.tolist(), ends.tolist())] == words
+    assert short.all()
+    assert len(set(zip(k0.tolist(), k1.tolist()))) == len(words)  # one key per distinct chunk
+    table = _ByteKeys(bits=4)
+    half = len(words) // 2
+    ids = np.arange(len(words), dtype=np.int64) + 1
+    table = table.add(k0[:half], k1[:half], ids[:half])
+    table = table.add(k0[half:], k1[half:], ids[half:])  # grows: from 16 slots
+    assert 2 * table.n <= len(table.v)
+    assert np.array_equal(table.find(k0, k1), ids)
+    # keys never added are not found, including ones that differ only past 8 bytes or in length
+    other = " ".join(w + "x" for w in words[:500]).encode()
+    _, _, o0, o1, _ = _ByteKeys.keys(other)
+    assert (table.find(o0, o1) == -1).all()
+
+
+def test_byte_keys_of_chunks_at_the_16_byte_limit():
+    chunk8, chunk9, chunk16, chunk17 = "a" * 8, "a" * 9, "ab" * 8, "ab" * 8 + "c"
+    data = f"{chunk8} {chunk9}\n{chunk16}\t{chunk17} {'é' * 8} {'é' * 9}".encode()
+    starts, ends, k0, k1, short = _ByteKeys.keys(data)
+    assert short.tolist() == [True, True, True, False, True, False]
+    assert k1[0] == 0 and k1[1] == ord("a") and k0[0] == k0[1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_byte_path_gives_the_dict_paths_chunks(model_dir, seed):
+    by_bytes, by_dict = _table(Router.load(model_dir)), _table(Router.load(model_dir))
+    rng = random.Random(seed)
+    for _ in range(12):
+        batch = _texts(rng, rng.randrange(2, 200))
+        if rng.random() < 0.2:
+            batch[rng.randrange(len(batch))] += " a\x00b"  # a NUL in a text: the dict path answers
+        cids, _ = by_bytes.ids(batch)
+        ref, _ = by_dict._ids_by_dict(batch)
+        assert _chunks_of(by_bytes, cids) == _chunks_of(by_dict, ref) == _split(batch)
+
+
+def test_a_long_chunk_is_not_taken_for_its_first_16_bytes(fresh):
+    table = _table(fresh)
+    prefixes = ["abcdefgh" * 2, "é" * 8, "kelurahan" + "ketintang"[:7]]
+    batch = [" ".join(p + tail for p in prefixes for tail in ("", "x", "an", "é")) + " lampu mati"] * 200
+    for _ in range(2):  # the second time, the 16-byte chunks are in the key table
+        cids, _ = table.ids(batch)
+        assert _chunks_of(table, cids) == _split(batch)
+
+
+def test_large_batches_take_the_byte_path(fresh, monkeypatch):
+    table = _table(fresh)
+    taken = []
+    real = ChunkTable._ids_by_bytes
+
+    def spy(self, joined, texts):
+        out = real(self, joined, texts)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(ChunkTable, "_ids_by_bytes", spy)
+    batch = _texts(random.Random(9), 400)
+    assert len(" ".join(batch)) >= chunks_mod._BYTES_FROM
+    for _ in range(2):  # cold (every chunk new), then warm (found by its key)
+        cids, _ = table.ids(batch)
+        assert _chunks_of(table, cids) == _split(batch)
+    assert taken == [True, True]
+    assert table._state.byte_keys.n > 1000
+    # a text holding a NUL byte is left to the dict path
+    table.ids(batch + ["x\x00y"])
+    assert taken[-1] is False
+    # small batches never try it
+    table.ids(batch[:2])
+    assert len(taken) == 3
+
+
+def test_byte_path_starts_the_table_again_when_full(fresh):
+    table = _table(fresh)
+    table.max_chunks = 3000
+    rng = random.Random(5)
+    for _ in range(6):
+        batch = _texts(rng, 150)
+        cids, _ = table.ids(batch)
+        assert _chunks_of(table, cids) == _split(batch)
+        assert len(table) <= max(3000, len(set(_split(batch))) + 1)
+
+
+def test_byte_path_is_the_same_from_racing_threads(fresh):
+    table = _table(fresh)
+    rng = random.Random(11)
+    batches = [_texts(rng, 120) for _ in range(8)]
+    errors, results = [], {}
+
+    def work(k):
+        try:
+            for i in range(len(batches)):
+                b = batches[(i + k) % len(batches)]
+                cids, _ = table.ids(b)
+                results[(k, i)] = (_chunks_of(table, cids), _split(b))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 32
+    assert all(got == want for got, want in results.values())
