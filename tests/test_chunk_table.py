@@ -53,6 +53,12 @@ def _split(texts: list[str]) -> list[str]:
     return f" {SEPARATOR} ".join(texts).split()
 
 
+def test_the_wide_spaces_are_every_non_ascii_whitespace_character():
+    wide = [c for c in map(chr, range(128, 0x110000)) if c.isspace()]
+    assert [c for c in wide if chunks_mod._WIDE_SPACE.fullmatch(c)] == wide
+    assert not any(chunks_mod._WIDE_SPACE.search(chr(i)) for i in range(0x3001) if not chr(i).isspace())
+
+
 @pytest.fixture()
 def fresh(model_dir):
     return Router.load(model_dir)
