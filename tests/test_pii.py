@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -245,3 +246,15 @@ def test_people_masking_on_real_texts_masks_the_cued_names(surabaya_rows):
             if word not in _NOT_NAME and not _known_word(word):
                 left.append(row["id"])  # the row id only, never the text
     assert not left, f"names left after 'Nama :' in rows {left[:10]}"
+
+
+def test_ascii_runs_are_the_regex_runs():
+    """The masker's jump-to-digit loop finds the runs ``_RUN_ASCII.finditer`` finds."""
+    from lapor_nlp.text.pii import _RUN_ASCII, _ascii_runs
+
+    rng = random.Random(7)
+    alphabet = "0123456789" * 3 + "().- " * 4 + "abcRT\n@+"
+    texts = ["", "x", "7", "0812-3456-7890", "RT 03 RW 05", "(031) 555 12 34.", "a1b2c3", "12 ( 34 ) -"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(60))) for _ in range(3000)]
+    for text in texts:
+        assert [m.span() for m in _ascii_runs(text)] == [m.span() for m in _RUN_ASCII.finditer(text)]

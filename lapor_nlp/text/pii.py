@@ -48,6 +48,7 @@ _RUN = re.compile(r"\d[\d().\- ]*\d|\d")
 # The same runs in an ASCII text, where \d is [0-9]: the class is tested faster than \d's Unicode
 # category (4.1 us against 5.7 for a Surabaya complaint with digits).
 _RUN_ASCII = re.compile(r"[0-9][0-9().\- ]*[0-9]|[0-9]")
+_DIGIT_FLAG = bytes(48 <= b <= 57 for b in range(256))  # byte -> 1 for 0-9
 # "rekening BCA a.n. Budi Santoso nomor 1234567890": the cue may be a bank and a name away.
 _REK_CUE = re.compile(r"(?:\b|(?<=\\n))(?:rekening|rek|norek)\b[^\d\n]{0,45}$", re.IGNORECASE)
 # An identity number named as such: "NISN : 0012345678" (10 digits), "NIP", "NPWP", "no KTP".
@@ -143,7 +144,7 @@ def _mask_numbers_nfkc(text: str) -> tuple[str, str | None]:
     scan = _DASHES.sub("-", text) if not text.isascii() and any(c in text for c in _DASH_CHARS) else text
     pieces: list[str] = []
     last = 0
-    for m in (_RUN_ASCII if scan.isascii() else _RUN).finditer(scan):
+    for m in (_ascii_runs(scan) if scan.isascii() else _RUN.finditer(scan)):
         start, end = m.span()
         run = m.group()
         if run.isdigit():
@@ -189,6 +190,20 @@ def _mask_numbers_nfkc(text: str) -> tuple[str, str | None]:
         return original, (None if original.isascii() else text)
     pieces.append(text[last:])
     return "".join(pieces), None
+
+
+def _ascii_runs(scan: str):
+    """``_RUN_ASCII.finditer(scan)``, each match tried only where a digit is: a run starts at a
+    digit, and the first digit after a match is where finditer's next match starts. Jumping there
+    (a byte table and ``bytes.find``, in C) instead of letting the regex try every position costs
+    1.7 us against 2.8 for a 450-character backlog row with digits."""
+    flags = scan.encode("ascii").translate(_DIGIT_FLAG)
+    match = _RUN_ASCII.match
+    pos = flags.find(1)
+    while pos >= 0:
+        m = match(scan, pos)
+        yield m
+        pos = flags.find(1, m.end())
 
 
 def _mask_emails(text: str) -> tuple[str, int]:
