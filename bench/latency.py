@@ -85,7 +85,7 @@ def read_columns(result) -> None:
 def stage_costs(router, texts, repeats) -> dict[str, float]:
     """Microseconds a complaint for each stage of the fast path (median of passes), called one
     by one as ``Router._route`` calls them, with the collector relaxed as the batch calls run."""
-    from lapor_nlp.router import _gc_paused
+    from lapor_nlp.gc_pause import gc_paused
 
     complaints, _, _ = router._coerce(texts)
     out: dict[str, list[float]] = {}
@@ -97,7 +97,7 @@ def stage_costs(router, texts, repeats) -> dict[str, float]:
         return value
 
     for _ in range(repeats):
-        with _gc_paused():
+        with gc_paused():
             _one_pass(timed, router, texts, complaints)
     return {k: median(v) for k, v in out.items()}
 

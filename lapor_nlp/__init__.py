@@ -16,15 +16,39 @@ Everything else (``lapor_nlp.text``, ``lapor_nlp.training``, ``lapor_nlp.errors`
 but not re-exported here.
 """
 
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .router import Router
-from .schemas import Complaint, Prediction
-from .text import Preprocessor
+
+if TYPE_CHECKING:
+    from .router import Router
+    from .schemas import Complaint, Prediction
+    from .text import Preprocessor
 
 __all__ = ["Complaint", "Prediction", "Preprocessor", "Router", "__version__", "load"]
 
+# Imported on first use (PEP 562): the router's stack (numpy, scipy, pydantic) takes ~0.4 s to
+# import, which a process that only cuts and dispatches a backlog (``classify --jobs N``'s
+# parent, the command line's --help) does not need.
+_LAZY = {"Router": ".router", "Complaint": ".schemas", "Prediction": ".schemas", "Preprocessor": ".text"}
 
-def load(path=None, *, quiet: bool = False, **options) -> Router:
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lapor_nlp' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load(path=None, *, quiet: bool = False, **options) -> "Router":
     """A Router for the model directory ``path``; with no path, the bundled default model, built
     from the project's corpus on first use (about 25-60 s, once per version; a message on stderr says
     so unless ``quiet``). ``options`` are :class:`Router`'s (``home_region``, ``scope``, ...)."""
@@ -32,4 +56,6 @@ def load(path=None, *, quiet: bool = False, **options) -> Router:
         from .training.default import ensure_default_model  # building is the training side's job
 
         path = ensure_default_model(quiet=quiet)
+    from .router import Router
+
     return Router.load(path, **options)

@@ -41,19 +41,20 @@ import zipfile
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._version import __version__
-from .classifier import ComplaintClassifier
 from .errors import (
     InputValueError, ModelFormatError, ModelIntegrityError, ModelNotFoundError, ModelPinError,
     ModelVersionError,
 )
-from .features import TokenTfidf
 from .io import sha256_file
-from .heads import LinearHead
-from .text import Preprocessor
+
+if TYPE_CHECKING:  # imported where a model is built: verify() and the manifest readers need none
+    from .classifier import ComplaintClassifier
+    from .features import TokenTfidf
 
 #: Written by this version: 2 adds the heads' out-of-fold evidence (``unknown_agency``) and their
 #: ``novelty_quantile`` parameter, which lapor-nlp before 0.4 cannot read. Format 1 models load.
@@ -415,6 +416,11 @@ def load_verified(model_dir: str | Path, *, sha256: str | None = None
     arrays = _NpzArrays(_verified_bytes(model_dir, manifest, "model.npz", MAX_NPZ_BYTES), npz_path)
     cache = _stem_cache(model_dir, manifest)
     routing = read_routing(model_dir, manifest)
+    from .classifier import ComplaintClassifier
+    from .features import TokenTfidf
+    from .heads import LinearHead
+    from .text import Preprocessor
+
     try:
         pre = Preprocessor(**state["preprocessor"], stem_cache=cache)
         model = ComplaintClassifier(**state["params"], preprocessor=pre)

@@ -20,12 +20,10 @@ to use in a process forked after loading.
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from functools import lru_cache
 import threading
 from itertools import compress, islice, repeat
@@ -38,6 +36,7 @@ from pydantic import TypeAdapter
 
 from .artifact import load_verified, model_version, read_routing
 from .errors import InputTypeError, InputValueError, LaporError, UndecodableTextError, check_on_error
+from .gc_pause import gc_paused
 from .jurisdiction import (
     LEVELS, Gazetteer, Place, find_regency, most_specific, only_regency, require_regency, several_regions,
 )
@@ -68,45 +67,6 @@ def _outside_caller() -> int:
     return level
 
 
-# Young-generation threshold while a batch runs (CPython's default is 700). See _gc_paused.
-_BATCH_GC_GEN0 = 10_000
-_gc_lock = threading.Lock()
-_gc_batches = 0  # batches running now, in all threads
-_gc_saved: tuple[int, int, int] | None = None
-
-
-@contextmanager
-def _gc_paused(pause: bool = True):
-    """Make the cyclic collector's young collections rarer while a batch runs, without switching
-    it off: a batch builds many objects that all stay alive, and collecting every 700 allocations
-    walks them again and again. Until 0.4 the collector was switched off for the block,
-    process-wide, so another thread's cyclic garbage waited for as long as batches ran. Now
-    collections still run, every 10,000 allocations, so no thread's garbage waits longer than
-    that. Measured (docs/benchmarks.md): ``predict_batch`` at 0.86x the speed of switching it off
-    and 1.6x the speed of no pause; 4 threads of ``predict_batch``, one making cyclic garbage,
-    peaked at 484 MiB against 652 MiB switched off (100,000: 0.97x, but 935 MiB). Threads share
-    one count: the threshold is raised by the first batch to start and restored by the last to
-    end, and left alone when the program set its own meanwhile or keeps the collector off."""
-    global _gc_batches, _gc_saved
-    if not pause:
-        yield
-        return
-    with _gc_lock:
-        if _gc_batches == 0:
-            saved = gc.get_threshold()
-            _gc_saved = saved if 0 < saved[0] < _BATCH_GC_GEN0 else None
-            if _gc_saved is not None:
-                gc.set_threshold(_BATCH_GC_GEN0, *saved[1:])
-        _gc_batches += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_batches -= 1
-            if _gc_batches == 0 and _gc_saved is not None:
-                if gc.get_threshold()[0] == _BATCH_GC_GEN0:  # not changed by the program meanwhile
-                    gc.set_threshold(*_gc_saved)
-                _gc_saved = None
 
 
 def allowed_agencies(labels: list[str] | None, taxonomy: Taxonomy, scope, restrict_to) -> np.ndarray | None:
@@ -193,7 +153,7 @@ class Router:
         out-of-fold predictions whose evidence would be flagged (default: the model's, 0.10;
         0 switches the check off). See :class:`~lapor_nlp.heads.LinearHead`.
     pause_gc:
-        deprecated; the collector pause is internal (see ``_gc_paused``).
+        deprecated; the collector pause is internal (see :func:`lapor_nlp.gc_pause.gc_paused`).
     """
 
     def __init__(self, model, manifest: dict, routing: dict | None = None, *,
@@ -509,7 +469,7 @@ class Router:
         ``field`` and ``code`` say which item and why) and returns nothing; "skip" leaves it out
         of the result; "return" puts the error itself (a :class:`~lapor_nlp.errors.LaporError`)
         at its position, so the result has one entry per item."""
-        with _gc_paused(self._pause_gc):
+        with gc_paused(self._pause_gc):
             complaints, positions, errors = self._coerce(items, on_error=on_error)
             # The objects are built from the checked columns without validating every value
             # again (columnar.RoutingResult.to_predictions: 2x cheaper than _PREDICTIONS'
@@ -523,7 +483,7 @@ class Router:
         """Like :meth:`predict_batch` but returns plain dicts, each what ``Prediction.model_dump()``
         gives (for batch jobs and services that write JSON or CSV themselves). No explanation
         unless asked for: it is the one part a file of results rarely needs."""
-        with _gc_paused(self._pause_gc):
+        with gc_paused(self._pause_gc):
             complaints, positions, errors = self._coerce(items, on_error=on_error)
             records = self._route_all(complaints, thresholds, explain, batch_size).to_records()
         return self._with_errors(records, positions, errors, on_error)
@@ -536,7 +496,7 @@ class Router:
         The same answers as :meth:`predict_records`, field by field. Items are checked as in
         :meth:`predict_batch`; with ``on_error="skip"`` or ``"return"``, ``result.positions``
         gives each row's index in ``items`` and ``result.errors`` the refused items' errors."""
-        with _gc_paused(self._pause_gc):
+        with gc_paused(self._pause_gc):
             complaints, positions, errors = self._coerce(items, on_error=on_error)
             result = self._route_all(complaints, thresholds, explain, batch_size)
         result.positions = np.asarray(positions, dtype=np.int64)

@@ -7,6 +7,8 @@ import counts like any other."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lapor_nlp"
@@ -202,3 +204,22 @@ def test_readme_is_short_and_every_doc_link_resolves():
             if "://" not in target and not (page.parent / target).exists():
                 broken.append(f"{page.name} -> {target}")
     assert broken == []
+
+
+def test_the_command_line_and_a_backlog_parent_leave_the_model_stack_unimported():
+    """``lapor-nlp --help`` and the parent of ``classify --jobs N`` (which only checks the model,
+    cuts the file and dispatches) import neither the router nor its numeric stack: 0.4 s of
+    imports before the workers could start. ``lapor_nlp.Router`` still resolves, on first use."""
+    code = (
+        "import sys\n"
+        "import lapor_nlp, lapor_nlp.batch.run, lapor_nlp.gc_pause\n"
+        "from lapor_nlp.cli import build_parser\n"
+        "build_parser(('classify',)).parse_args(['classify', 'in.csv', '-o', 'out.csv'])\n"
+        "heavy = ('scipy', 'pydantic', 'sklearn', 'lapor_nlp.router', 'lapor_nlp.training')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "from lapor_nlp import Router, Complaint\n"
+        "print(Router.__module__, Complaint.__module__, 'Router' in dir(lapor_nlp))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout.splitlines()
+    assert out == ["[]", "lapor_nlp.router lapor_nlp.schemas True"]

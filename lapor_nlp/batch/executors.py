@@ -84,9 +84,14 @@ class LocalExecutor:
         from ..artifact import model_version, verify
 
         if model_dir is None:
-            from ..training.default import ensure_default_model
+            from ..bundled import default_model_dir, is_built
 
-            model_dir = ensure_default_model(quiet=quiet)  # says so on stderr when it builds
+            if is_built():  # (the training side, and its imports, only when it must be built)
+                model_dir = default_model_dir()
+            else:
+                from ..training.default import ensure_default_model
+
+                model_dir = ensure_default_model(quiet=quiet)  # says so on stderr when it builds
         key = str(Path(model_dir).resolve())
         return key, model_version(verify(key))
 

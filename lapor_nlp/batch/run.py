@@ -28,7 +28,7 @@ from pathlib import Path
 from ..columns import Columns
 from ..errors import BatchCheckError, BatchInputError, BatchWriteError, LaporError
 from ..io import detect_format, refuse_wide_text, require_file
-from ..router import _gc_paused
+from ..gc_pause import gc_paused
 from .chunk import ChunkSpec
 from .dask import DaskExecutor
 from .executors import LocalExecutor
@@ -259,7 +259,7 @@ class _Job:
             pending: collections.deque = collections.deque()
             # Reading a chunk's rows is part of its batch for the collector (see run_chunk): the
             # rows all live until the chunk is done.
-            with _gc_paused():
+            with gc_paused():
                 for index, rows in enumerate(self.source.chunks(self.chunk_size, blocks=running.reads_blocks)):
                     n = len(rows)
                     summary.rows_read += n

@@ -16,7 +16,10 @@ from ..errors import LaporError
 VERBS = ("predict", "preprocess", "train", "evaluate", "compare", "audit", "feedback", "classify", "serve", "schemas")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verbs: tuple[str, ...] = VERBS) -> argparse.ArgumentParser:
+    """The whole command line; only the ``verbs`` named get their arguments (``main`` names the
+    one being run: a verb's arguments may import what that verb needs, such as the training
+    side for ``compare``, which ``classify`` and ``--help`` should not wait for)."""
     parser = argparse.ArgumentParser(
         prog="lapor-nlp",
         description="Classify Indonesian public-service complaints by topic and responsible agency.",
@@ -31,13 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(verb, help=module.HELP, description=module.__doc__)
         p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                        help="no progress or messages on stderr")
-        module.add_arguments(p)
+        if verb in verbs:
+            module.add_arguments(p)
         p.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The verb is the first word that is not an option (the options before it take no value).
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser((chosen,) if chosen in VERBS else ())
     args = parser.parse_args(argv)
     if not getattr(args, "verb", None):
         parser.print_help(sys.stderr)
