@@ -119,14 +119,12 @@ class LinearHead:
         coef, intercept = params
         return np.asarray(X @ coef.T) + intercept
 
-    def _set_weights(self, coef: np.ndarray, *, transposed: bool = False) -> None:
+    def _set_weights(self, coef: np.ndarray) -> None:
         # Kept once, transposed, contiguous and float32: scipy's sparse @ dense copies (ravels and
         # upcasts) a non-contiguous or other-dtype operand on every call, which would make the
         # copy, not the product, the cost of a prediction. ``coef_`` is a view of it (a second
-        # dense copy cost 52 MB in the default model). ``transposed``: ``coef`` is (n_features,
-        # n_classes) already.
-        W = coef if transposed else np.asarray(coef).T
-        self._W = np.ascontiguousarray(W, dtype=np.float32)
+        # dense copy cost 52 MB in the default model).
+        self._W = np.ascontiguousarray(np.asarray(coef).T, dtype=np.float32)
         self._block = None
 
     @property
@@ -239,10 +237,7 @@ class LinearHead:
             self.oof_valid_ = arrays[f"{prefix}_oof_valid"].astype(bool)
         coef = sp.csr_matrix((arrays[f"{prefix}_coef_data"], arrays[f"{prefix}_coef_indices"],
                               arrays[f"{prefix}_coef_indptr"]), shape=(len(self.classes_), n_features))
-        # Made dense in the (n_features, n_classes) layout the head keeps, straight from the
-        # sparse weights, not transposed after (0.12 s against 0.22 for the default model's
-        # agency head, at every load).
-        self._set_weights(coef.T.toarray(), transposed=True)
+        self._set_weights(coef.toarray())
         self.intercept_ = np.asarray(arrays[f"{prefix}_intercept"], dtype=np.float64)
         return self
 
