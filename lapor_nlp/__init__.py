@@ -18,6 +18,7 @@ but not re-exported here.
 
 from typing import TYPE_CHECKING
 
+from . import errors  # noqa: F401 - ``except lapor_nlp.errors.LaporError`` after ``import lapor_nlp``
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -34,14 +35,19 @@ _LAZY = {"Router": ".router", "Complaint": ".schemas", "Prediction": ".schemas",
 
 
 def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lapor_nlp' has no attribute {name!r}")
     from importlib import import_module
+    from importlib.util import find_spec
 
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(import_module(module, __name__), name)
+        globals()[name] = value
+        return value
+    # A submodule named as an attribute (``lapor_nlp.text.Preprocessor`` after ``import
+    # lapor_nlp``), as when this file imported the router and with it most of the package.
+    if not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'lapor_nlp' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -219,7 +219,10 @@ def test_the_command_line_and_a_backlog_parent_leave_the_model_stack_unimported(
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "from lapor_nlp import Router, Complaint\n"
         "print(Router.__module__, Complaint.__module__, 'Router' in dir(lapor_nlp))\n"
+        # submodules as attributes, as when the package imported the router eagerly
+        "print(lapor_nlp.errors.LaporError.__name__, lapor_nlp.text.Preprocessor.__name__,"
+        " hasattr(lapor_nlp, 'no_such_thing'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent).stdout.splitlines()
-    assert out == ["[]", "lapor_nlp.router lapor_nlp.schemas True"]
+    assert out == ["[]", "lapor_nlp.router lapor_nlp.schemas True", "LaporError Preprocessor False"]
