@@ -11,8 +11,8 @@ seen for the first time goes through the Preprocessor's stages once. Its row hol
 - its plain words as gazetteer word ids (-1: a word no place name or cue contains).
 
 A batch's documents are then gathered from these rows with a few array operations, with no Python
-work per token. The table is bounded (``max_chunks``); when full it starts again empty, as a cache
-that forgets everything at once.
+work per token. The table is bounded (``max_chunks``); when full it starts again with the batch's
+chunks and the most used others (at most half of it), their rows copied.
 
 A large batch does not look its chunks up one by one in the dict (~200 ns each, the largest cost
 left in routing): it is encoded to UTF-8 once, its chunk boundaries found with numpy, and each
@@ -193,7 +193,9 @@ class _State:
         self.tok_start, self.tok_len, self.known = _Column(np.int64), _Column(np.int64), _Column(np.int64)
         self.word_start, self.word_len = _Column(np.int64), _Column(np.int64)
         self.tokens, self.words = _Column(np.int32), _Column(np.int32)
-        for col in (self.tok_start, self.tok_len, self.known, self.word_start, self.word_len):
+        # in how many batches each chunk was used: what a new generation keeps (ChunkTable._carried)
+        self.uses = _Column(np.int64)
+        for col in (self.tok_start, self.tok_len, self.known, self.word_start, self.word_len, self.uses):
             col.extend([0])
 
     def arrays(self) -> tuple:
@@ -241,11 +243,16 @@ class ChunkTable:
     def ids(self, prepared_texts: list[str]) -> tuple[np.ndarray, tuple]:
         """(chunk ids of the joined batch, separators included; the arrays to gather them from)."""
         joined = _NUL_JOIN.join(prepared_texts) if len(prepared_texts) > 1 else ""
+        found = None
         if len(joined) >= _BYTES_FROM:
             found = self._ids_by_bytes(joined, prepared_texts)
-            if found is not None:
-                return found
-        return self._ids_by_dict(prepared_texts)
+        cids, arrays = found if found is not None else self._ids_by_dict(prepared_texts)
+        # Count the batch once per chunk (a repeated index adds once). A race between threads, or
+        # a table started again meanwhile, only blurs the counts, which choose what is kept.
+        uses = self._state.uses
+        if len(cids) and len(uses.a) > cids.max():
+            uses.a[cids] += 1
+        return cids, arrays
 
     def _ids_by_bytes(self, joined: str, prepared_texts: list[str]) -> tuple[np.ndarray, tuple] | None:
         """:meth:`ids` for a large batch, or None where only the dict path can answer (a text
@@ -312,10 +319,13 @@ class ChunkTable:
                 contains = state.ids.__contains__  # another thread may have added some meanwhile
                 new = dict.fromkeys(compress(missed, map(operator.not_, map(contains, missed))))
                 if len(state.ids) + len(new) > self.max_chunks:
-                    self._state = state = _State()
-                    new = dict.fromkeys(chunks)
-                    new.pop(SEPARATOR, None)
-                    self._add(state, list(new))
+                    # Full: a new generation, holding this batch's chunks (the known ones copied)
+                    # and the most used others, up to half the table.
+                    batch = dict.fromkeys(chunks)
+                    batch.pop(SEPARATOR, None)
+                    others = min(self.max_chunks // 2, self.max_chunks - len(batch) - 1)
+                    self._state = state = self._carried(state, np.unique(found[found > 0]), others)
+                    self._add(state, [c for c in batch if c not in state.ids])
                     found = np.fromiter(map(state.ids.__getitem__, chunks), np.int64, len(chunks))
                 else:
                     self._add(state, list(new))
@@ -323,6 +333,38 @@ class ChunkTable:
                                                  len(missed))
         # Taken after the ids: every id found has its row in these arrays.
         return found, state.arrays()
+
+    def _carried(self, old: "_State", present: np.ndarray, others: int) -> "_State":
+        """A new generation holding the chunks ``present`` (ids in ``old``: the batch's own) and
+        the ``others`` most used other chunks of ``old``, their rows copied, not made again: a
+        backlog whose vocabulary outgrows the table would otherwise run its common chunks through
+        the text stages once more after every start (65,206 of the bench backlog's 292,507 first
+        sights), and a service would pay for them request by request. Their byte keys are
+        published again as the byte path meets them."""
+        new = _State()
+        uses = old.uses.view().copy()
+        uses[0] = -1  # the separator: row 0 of every generation
+        uses[present] = -1
+        others = min(max(others, 0), int(np.count_nonzero(uses >= 0)))
+        top = np.argpartition(-uses, others - 1)[:others] if others else present[:0]
+        ids = np.sort(np.concatenate([present, top]))
+        if not len(ids):
+            return new
+        seen = old.uses.view()
+        tok_start, tok_len, known, word_start, word_len, tokens, words = old.arrays()
+        tl, wl = tok_len[ids], word_len[ids]
+        whole = np.array([0, len(ids)])
+        new.tokens.extend(_gather(tok_start[ids], tl, whole, tokens)[1])
+        new.words.extend(_gather(word_start[ids], wl, whole, words)[1])
+        new.tok_start.extend(np.cumsum(tl) - tl)
+        new.tok_len.extend(tl)
+        new.known.extend(known[ids])
+        new.word_start.extend(np.cumsum(wl) - wl)
+        new.word_len.extend(wl)
+        new.uses.extend(seen[ids])
+        names = list(old.ids)  # a chunk's id is its place in the dict (ids are never reused)
+        new.ids.update(zip(map(names.__getitem__, ids.tolist()), range(1, len(ids) + 1)))
+        return new
 
     def _add(self, state: "_State", new_chunks: list[str]) -> None:
         """Run each new chunk through the text stages once and append its row (under the lock);
@@ -354,6 +396,7 @@ class ChunkTable:
         state.known.extend(known_upto[tok_end] - known_upto[tok_end - tok_len])
         state.word_start.extend(w0 + np.cumsum(word_len) - word_len)
         state.word_len.extend(word_len)
+        state.uses.extend(np.zeros(n, np.int64))
         next_id = len(state.ids)
         state.ids.update(zip(new_chunks, range(next_id, next_id + n)))
 

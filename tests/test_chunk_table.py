@@ -175,3 +175,46 @@ def test_byte_path_is_the_same_from_racing_threads(fresh):
         t.join()
     assert not errors and len(results) == 32
     assert all(got == want for got, want in results.values())
+
+
+def _rows_of(table: ChunkTable) -> dict[str, tuple]:
+    """chunk -> (its feature ids, dictionary words, gazetteer word ids), read from the table."""
+    tok_start, tok_len, known, word_start, word_len, tokens, words = table._state.arrays()
+    out = {}
+    for chunk, i in table._state.ids.items():
+        if i:
+            out[chunk] = (tokens[tok_start[i]:tok_start[i] + tok_len[i]].tolist(), int(known[i]),
+                          words[word_start[i]:word_start[i] + word_len[i]].tolist())
+    return out
+
+
+def test_a_full_table_keeps_its_batch_and_most_used_chunks_with_the_same_rows(model_dir, monkeypatch):
+    small, fresh = _table(Router.load(model_dir)), _table(Router.load(model_dir))
+    small.max_chunks = 4000
+    rng = random.Random(21)
+    common = _texts(rng, 30)  # in every batch
+    made = []
+    real_add = ChunkTable._add
+
+    def counting_add(self, state, new_chunks):
+        if self is small:
+            made.append(list(new_chunks))
+        return real_add(self, state, new_chunks)
+
+    monkeypatch.setattr(ChunkTable, "_add", counting_add)
+    batches = [common + _texts(rng, 60) for _ in range(8)]
+    generations = []
+    for batch in batches:
+        cids, _ = small.ids(batch)
+        assert _chunks_of(small, cids) == _split(batch)
+        generations.append(small._state)
+        assert len(small) <= small.max_chunks
+    assert len(set(map(id, generations))) > 1  # it did start again
+    # every chunk kept over a start has the row a fresh table makes for it
+    kept = _rows_of(small)
+    fresh.ids(list(kept))
+    assert kept == {c: r for c, r in _rows_of(fresh).items() if c in kept}
+    # the chunks of every batch (the common texts) were made once, not again after each start
+    made_chunks = [c for m in made for c in m]
+    common_chunks = set(_split(common)) - {SEPARATOR}
+    assert sum(c in common_chunks for c in made_chunks) == len(common_chunks)
