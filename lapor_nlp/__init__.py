@@ -32,20 +32,21 @@ __all__ = ["Complaint", "Prediction", "Preprocessor", "Router", "__version__", "
 # import, which a process that only cuts and dispatches a backlog (``classify --jobs N``'s
 # parent, the command line's --help) does not need.
 _LAZY = {"Router": ".router", "Complaint": ".schemas", "Prediction": ".schemas", "Preprocessor": ".text"}
+# The submodules that importing the package used to load (with the router), which code may
+# therefore reach as attributes after a plain ``import lapor_nlp``.
+_SUBMODULES = frozenset({"artifact", "chunks", "classifier", "columnar", "features", "heads", "io",
+                         "jurisdiction", "resources", "router", "schemas", "taxonomy", "text"})
 
 
 def __getattr__(name: str):
     from importlib import import_module
-    from importlib.util import find_spec
 
     module = _LAZY.get(name)
     if module is not None:
         value = getattr(import_module(module, __name__), name)
         globals()[name] = value
         return value
-    # A submodule named as an attribute (``lapor_nlp.text.Preprocessor`` after ``import
-    # lapor_nlp``), as when this file imported the router and with it most of the package.
-    if not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
+    if name in _SUBMODULES:  # ``lapor_nlp.text.Preprocessor`` after ``import lapor_nlp``
         return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'lapor_nlp' has no attribute {name!r}")
 

@@ -278,11 +278,19 @@ class ChunkTable:
                 missed = [joined[a:b] for a, b in pairs]
             else:
                 missed = [data[a:b].decode("utf-8") for a, b in pairs]
+            # The dict first, without the lock: a warm batch's only misses are its chunks of
+            # more than 16 bytes, which have no byte key (and nothing to publish).
+            known = np.fromiter(map(state.ids.__getitem__, missed), np.int64, len(missed))
+            keyed = missing[short[missing]]  # short chunks missed: their keys are published
+            if known.min() >= 0 and not len(keyed):
+                found[missing] = known
+                return found, state.arrays()
             with self._lock:
                 if state is not self._state:
                     return None
-                known = np.fromiter(map(state.ids.__getitem__, missed), np.int64, len(missed))
-                if len(known) and known.min() < 0:
+                if known.min() < 0:  # looked up again: another thread may have added some
+                    known = np.fromiter(map(state.ids.__getitem__, missed), np.int64, len(missed))
+                if known.min() < 0:
                     new = dict.fromkeys(compress(missed, known < 0))
                     if len(state.ids) + len(new) > self.max_chunks:
                         return None  # the dict path starts the table again
@@ -290,7 +298,6 @@ class ChunkTable:
                     known = np.fromiter(map(state.ids.__getitem__, missed), np.int64, len(missed))
                 found[missing] = known
                 # Publish the byte keys of the short chunks missed (each once, if still absent).
-                keyed = missing[short[missing]]
                 if len(keyed):
                     _, first = np.unique(found[keyed], return_index=True)
                     keyed = keyed[first]

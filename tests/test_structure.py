@@ -221,8 +221,12 @@ def test_the_command_line_and_a_backlog_parent_leave_the_model_stack_unimported(
         "print(Router.__module__, Complaint.__module__, 'Router' in dir(lapor_nlp))\n"
         # submodules as attributes, as when the package imported the router eagerly
         "print(lapor_nlp.errors.LaporError.__name__, lapor_nlp.text.Preprocessor.__name__,"
-        " hasattr(lapor_nlp, 'no_such_thing'))\n"
+        " hasattr(lapor_nlp, 'no_such_thing'), hasattr(lapor_nlp, 'a.b'))\n"
+        # only those: no deprecated module is imported (and warns) by a hasattr()
+        "import warnings; warnings.simplefilter('error')\n"
+        "print(hasattr(lapor_nlp, 'distributed'), hasattr(lapor_nlp, 'default_model'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent).stdout.splitlines()
-    assert out == ["[]", "lapor_nlp.router lapor_nlp.schemas True", "LaporError Preprocessor False"]
+    assert out == ["[]", "lapor_nlp.router lapor_nlp.schemas True", "LaporError Preprocessor False False",
+                   "False False"]
