@@ -246,11 +246,15 @@ class ChunkTable:
         found = None
         if len(joined) >= _BYTES_FROM:
             found = self._ids_by_bytes(joined, prepared_texts)
-        cids, arrays = found if found is not None else self._ids_by_dict(prepared_texts)
-        # Count the batch once per chunk (a repeated index adds once). A race between threads, or
-        # a table started again meanwhile, only blurs the counts, which choose what is kept.
+        if found is None:
+            return self._ids_by_dict(prepared_texts)
+        # A large batch counts once for each of its chunks (a repeated index adds once): what a
+        # full table keeps (_carried). A race between threads, or a table started again
+        # meanwhile, only blurs the counts. (Small batches, a service's single complaints, do
+        # not pay for it: 0.2 us a complaint in a large batch.)
+        cids, arrays = found
         uses = self._state.uses
-        if len(cids) and len(uses.a) > cids.max():
+        if len(uses.a) > cids.max():
             uses.a[cids] += 1
         return cids, arrays
 
