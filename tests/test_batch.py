@@ -638,3 +638,30 @@ def test_a_chunk_is_one_batch_for_the_garbage_collector(messy, model_dir, tmp_pa
     assert seen and set(seen) == {(True, 10_000)}
     assert read and set(read) == {(True, 10_000)}
     assert gc.isenabled() and gc.get_threshold() == before
+
+
+def test_a_pool_worker_ends_without_the_interpreters_teardown():
+    """The exit handler a pool worker registers last ends the process at once (the earlier
+    handlers, the interpreter's teardown, are skipped), with its output flushed and status 0."""
+    code = ("import atexit, sys\n"
+            "from lapor_nlp.batch.executors import _exit_without_teardown\n"
+            "atexit.register(print, 'teardown ran')\n"
+            "atexit.register(_exit_without_teardown)\n"
+            "sys.stdout.write('written, not yet flushed')\n"
+            "sys.exit(3)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stdout) == (0, "written, not yet flushed")
+
+
+def test_a_pool_worker_registers_the_quick_exit(model_dir):
+    """What the pool's initializer leaves behind: a worker whose interpreter exits skips the
+    handlers registered before (here one that would print) and ends with status 0."""
+    code = ("import atexit, os, sys, types\n"
+            "atexit.register(print, 'teardown ran')\n"
+            "from lapor_nlp.batch.executors import _WORKER, _init_worker\n"
+            f"_init_worker({str(model_dir)!r}, types.SimpleNamespace(router_options={{}}), os.getppid())\n"
+            "assert 'error' not in _WORKER and _WORKER['router'] is not None\n"
+            "sys.stdout.write('ready')\n"
+            "sys.exit(3)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stdout) == (0, "ready"), run.stderr

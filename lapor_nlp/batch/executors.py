@@ -145,7 +145,25 @@ def _set_parent_death_signal() -> None:
         pass
 
 
+def _exit_without_teardown() -> None:
+    """A worker's last step (the last exit handler it registered, so the first to run): end the
+    process as a forked multiprocessing child ends, with ``os._exit``, instead of tearing the
+    interpreter down object by object: freeing a loaded router took 0.25 s at the end of every
+    ``--jobs 2`` run, which the parent waits for before it joins the parts. Nothing is lost: a
+    worker writes and closes its part files before returning a chunk's result, and its queues are
+    flushed by multiprocessing before exit handlers run; its standard streams are flushed here.
+    The exit status is 0 (a process pool does not read it: a worker that dies while it holds a
+    chunk breaks the pool, which the parent reports)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # pragma: no cover - a closed or broken stream
+            pass
+    os._exit(0)
+
+
 def _init_worker(model_dir, spec, parent_pid) -> None:
+    import atexit
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -157,6 +175,7 @@ def _init_worker(model_dir, spec, parent_pid) -> None:
     except BaseException as exc:  # reported by the first task, not a silently broken pool
         _WORKER["error"] = exc
     _WORKER["spec"] = spec
+    atexit.register(_exit_without_teardown)  # registered last after the imports above: runs first
 
 
 def _pool_task(index, rows):
