@@ -37,6 +37,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .probing import place
+
 #: Joins the texts of a batch: a chunk no prepared text can hold (``prepare`` removes lone
 #: surrogates from a non-ASCII text, and an ASCII text has none), so it marks the boundaries.
 SEPARATOR = "\ud800"
@@ -93,8 +95,9 @@ class _ByteKeys:
 
     A chunk's key is its bytes as two little-endian 64-bit words, zero past its end: no chunk
     holds a NUL byte (the byte path checks it), so different chunks have different keys, and a
-    lookup that finds a key has found the chunk. Open addressing with linear probing (as
-    ``features._CodeTable``), at most half full; a slot is never emptied. The batch's separator,
+    lookup that finds a key has found the chunk. Open addressing with linear probing
+    (:func:`lapor_nlp.probing.place`, as ``features._CodeTable``), at most half full; a slot is
+    never emptied. The batch's separator,
     the chunk of one NUL byte, is key (0, 0) -> id 0.
     """
 
@@ -165,21 +168,10 @@ class _ByteKeys:
         return table
 
     def _insert(self, k0: np.ndarray, k1: np.ndarray, ids: np.ndarray) -> None:
-        # In rounds: the first key that wants a free slot takes it, the others move one slot on.
-        slot = self._home(k0, k1)
-        pending = np.arange(len(k0))
-        while len(pending):
-            s = slot[pending]
-            free = np.flatnonzero(self.v[s] == -1)
-            taken, first = np.unique(s[free], return_index=True)
-            winners = pending[free[first]]
-            self.k0[taken] = k0[winners]
-            self.k1[taken] = k1[winners]
-            self.v[taken] = ids[winners]  # last: readers look at the id first
-            moving = np.ones(len(pending), bool)
-            moving[free[first]] = False
-            pending = pending[moving]
-            slot[pending] = (slot[pending] + 1) & self.mask
+        slots = place(self._home(k0, k1), self.v == -1, self.mask)
+        self.k0[slots] = k0
+        self.k1[slots] = k1
+        self.v[slots] = ids  # last: readers look at the id first
         self.n += len(k0)
 
 

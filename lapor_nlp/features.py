@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputValueError, NotFittedError
+from .probing import place
 
 
 class TokenTfidf:
@@ -295,10 +296,8 @@ class _CodeTable:
     rounds, about 2.5x faster than ``np.searchsorted`` in the sorted codes (whose binary search
     misses the cache at every step), and exactly: a slot matches only its own code.
 
-    Linear probing, load at most 1/2, multiplicative (Fibonacci) hashing on the top bits. Codes
-    are inserted in rounds: each round, the first code that wants a free slot takes it, every
-    other one moves one slot on. No slot is ever emptied, so every slot between a code's home and
-    its place is taken, which is what a lookup that stops at the first empty slot needs."""
+    Linear probing (:func:`lapor_nlp.probing.place`), load at most 1/2, multiplicative
+    (Fibonacci) hashing on the top bits."""
 
     _MULT = np.uint64(0x9E3779B97F4A7C15)
 
@@ -310,19 +309,9 @@ class _CodeTable:
         self.mask = size - 1
         self.keys = np.full(size, -1, np.int64)
         self.values = np.full(size, -1, np.int64)
-        slot = self._home(np.asarray(codes, np.int64))
-        pending = np.arange(n)
-        while len(pending):
-            s = slot[pending]
-            free = np.flatnonzero(self.keys[s] == -1)
-            taken, first = np.unique(s[free], return_index=True)
-            winners = pending[free[first]]
-            self.keys[taken] = codes[winners]
-            self.values[taken] = winners
-            moving = np.ones(len(pending), bool)
-            moving[free[first]] = False
-            pending = pending[moving]
-            slot[pending] = (slot[pending] + 1) & self.mask
+        slots = place(self._home(np.asarray(codes, np.int64)), np.ones(size, bool), self.mask)
+        self.keys[slots] = codes
+        self.values[slots] = np.arange(n)
 
     def _home(self, codes: np.ndarray) -> np.ndarray:
         return ((codes.astype(np.uint64) * self._MULT) >> np.uint64(64 - self.bits)).astype(np.int64)

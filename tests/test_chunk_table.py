@@ -9,7 +9,7 @@ chunk each id stands for, which must be what ``str.split()`` gives.
 from __future__ import annotations
 
 import random
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -157,24 +157,18 @@ def test_byte_path_is_the_same_from_racing_threads(fresh):
     table = _table(fresh)
     rng = random.Random(11)
     batches = [_texts(rng, 120) for _ in range(8)]
-    errors, results = [], {}
 
     def work(k):
-        try:
-            for i in range(len(batches)):
-                b = batches[(i + k) % len(batches)]
-                cids, _ = table.ids(b)
-                results[(k, i)] = (_chunks_of(table, cids), _split(b))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        out = []
+        for i in range(len(batches)):
+            b = batches[(i + k) % len(batches)]
+            cids, _ = table.ids(b)
+            out.append((_chunks_of(table, cids), _split(b)))
+        return out
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(results) == 32
-    assert all(got == want for got, want in results.values())
+    with ThreadPoolExecutor(4) as pool:  # a thread's exception is raised here
+        results = [pair for pairs in pool.map(work, range(4)) for pair in pairs]
+    assert len(results) == 32 and all(got == want for got, want in results)
 
 
 def _rows_of(table: ChunkTable) -> dict[str, tuple]:
