@@ -175,7 +175,7 @@ def _init_worker(model_dir, spec, parent_pid) -> None:
     except BaseException as exc:  # reported by the first task, not a silently broken pool
         _WORKER["error"] = exc
     _WORKER["spec"] = spec
-    atexit.register(_exit_without_teardown)  # registered last after the imports above: runs first
+    atexit.register(_exit_without_teardown)  # the last registered: the first exit handler to run
 
 
 def _pool_task(index, rows):
