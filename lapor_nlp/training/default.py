@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..bundled import BUILD_TIME, RECIPE, default_model_dir, fingerprint
+from ..bundled import BUILD_TIME, RECIPE, default_model_dir, fingerprint, is_built
 from ..resources import datasets_dir
 from ..taxonomy import bundled_routing as taxonomy_routing  # noqa: F401 - its old home
 
@@ -52,7 +52,7 @@ def build_default_model(out_dir: Path, quiet: bool = False) -> Path:
 def ensure_default_model(quiet: bool = False) -> Path:
     """The default model's directory, building it first if this version has none yet."""
     target = default_model_dir()
-    if (target / "manifest.json").is_file():
+    if is_built():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
@@ -72,7 +72,7 @@ def ensure_default_model(quiet: bool = False) -> Path:
         try:
             os.rename(tmp, target)  # atomic: a concurrent builder's result is as good as ours
         except OSError:
-            if not (target / "manifest.json").is_file():
+            if not is_built():
                 raise
     finally:
         if tmp.exists():
