@@ -17,7 +17,7 @@ from lapor_nlp.io import LINE, iter_rows
 pa = pytest.importorskip("pyarrow")
 pytest.importorskip("pyarrow.csv")
 
-from lapor_nlp.batch.formats import csv_text  # noqa: E402
+from lapor_nlp.batch.formats import csv_columns_text, csv_text  # noqa: E402
 from lapor_nlp.batch.inputs import csv_blocks  # noqa: E402
 
 @pytest.fixture(autouse=True)
@@ -160,6 +160,19 @@ def test_the_fast_writer_writes_what_csv_writer_writes():
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     assert csv_text(rows) == buf.getvalue()
+
+
+@pytest.mark.parametrize("n_columns", [1, 2, 9])
+def test_the_column_writer_writes_what_csv_writer_writes(n_columns):
+    rng = random.Random(n_columns)
+    alphabet = 'ab ,;"\n\r\t\'é€\u2028x\udcff'
+    plain = "abcdef-.0123"
+    # columns with and without a cell to quote, and rows of one empty field
+    columns = [[("".join(rng.choice(alphabet if c % 2 else plain) for _ in range(rng.randint(0, 8))))
+                for _ in range(3000)] for c in range(n_columns)]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(zip(*columns))
+    assert csv_columns_text(columns) == buf.getvalue()
 
 
 @pytest.mark.parametrize("chunk_size", [5, 1000])
