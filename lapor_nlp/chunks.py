@@ -175,6 +175,23 @@ class _ByteKeys:
         self.n += len(k0)
 
 
+def _distinct(at: np.ndarray, k0: np.ndarray, k1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(``at``, the first position of each distinct key (k0, k1) among ``at``, and for each of
+    ``at`` the index of its key's first position), grouping by one 64-bit mix of the two words.
+    Two keys with the same mix are caught (each key is compared with its group's first) and then
+    nothing is grouped, so the answer is exact."""
+    if len(at) < 2:
+        return at, at, np.arange(len(at))
+    a0, a1 = k0[at], k1[at]
+    mix = a0 ^ ((a1 + _ByteKeys._M0) * _ByteKeys._M1)
+    _, first, again = np.unique(mix, return_index=True, return_inverse=True)
+    again = again.ravel()  # (numpy 2.0.x gives the inverse the input's shape; 2.1+ flat)
+    lead = first[again]
+    if not (np.array_equal(a0[lead], a0) and np.array_equal(a1[lead], a1)):
+        return at, at, np.arange(len(at))
+    return at, at[first], again
+
+
 class _State:
     """One generation of the table: chunk -> id, and the rows (row 0: the separator)."""
 
@@ -269,6 +286,12 @@ class ChunkTable:
         found[~short] = -1
         missing = np.flatnonzero(found < 0)
         if len(missing):
+            # Each distinct miss is looked up once: a cold table, or one just started again,
+            # misses most of a batch, each chunk many times (275,000 misses for 31,000 distinct
+            # chunks in the first batch of a backlog), and a Python slice and lookup costs more
+            # than numpy's grouping of the keys. Long chunks (no key) are looked up each.
+            keyed, firsts, again = _distinct(missing[short[missing]], k0, k1)
+            missing = np.concatenate([firsts, missing[~short[missing]]])
             pairs = zip(starts[missing].tolist(), ends[missing].tolist())
             if len(data) == len(joined):  # ASCII: byte positions are character positions
                 missed = [joined[a:b] for a, b in pairs]
@@ -277,30 +300,33 @@ class ChunkTable:
             # The dict first, without the lock: a warm batch's only misses are its chunks of
             # more than 16 bytes, which have no byte key (and nothing to publish).
             known = np.fromiter(map(state.ids.__getitem__, missed), np.int64, len(missed))
-            keyed = missing[short[missing]]  # short chunks missed: their keys are published
-            if known.min() >= 0 and not len(keyed):
+            if known.min() >= 0 and not len(firsts):
                 found[missing] = known
                 return found, state.arrays()
             with self._lock:
                 if state is not self._state:
                     return None
-                if known.min() < 0:  # looked up again: another thread may have added some
-                    known = np.fromiter(map(state.ids.__getitem__, missed), np.int64, len(missed))
-                if known.min() < 0:
-                    new = dict.fromkeys(compress(missed, known < 0))
+                unknown = np.flatnonzero(known < 0)
+                if len(unknown):  # looked up again: another thread may have added some
+                    again_missed = [missed[i] for i in unknown.tolist()]
+                    known[unknown] = np.fromiter(map(state.ids.__getitem__, again_missed), np.int64,
+                                                 len(unknown))
+                    unknown = np.flatnonzero(known < 0)
+                if len(unknown):
+                    new = dict.fromkeys([missed[i] for i in unknown.tolist()])
                     if len(state.ids) + len(new) > self.max_chunks:
                         return None  # the dict path starts the table again
                     self._add(state, list(new))
-                    known = np.fromiter(map(state.ids.__getitem__, missed), np.int64, len(missed))
+                    ids = state.ids
+                    known[unknown] = [ids[missed[i]] for i in unknown.tolist()]
                 found[missing] = known
+                found[keyed] = found[firsts[again]]
                 # Publish the byte keys of the short chunks missed (each once, if still absent).
-                if len(keyed):
-                    _, first = np.unique(found[keyed], return_index=True)
-                    keyed = keyed[first]
-                    absent = state.byte_keys.find(k0[keyed], k1[keyed]) < 0
-                    keyed = keyed[absent]
-                    if len(keyed):
-                        state.byte_keys = state.byte_keys.add(k0[keyed], k1[keyed], found[keyed])
+                if len(firsts):
+                    absent = state.byte_keys.find(k0[firsts], k1[firsts]) < 0
+                    firsts = firsts[absent]
+                    if len(firsts):
+                        state.byte_keys = state.byte_keys.add(k0[firsts], k1[firsts], found[firsts])
         return found, state.arrays()
 
     def _ids_by_dict(self, prepared_texts: list[str]) -> tuple[np.ndarray, tuple]:
