@@ -40,7 +40,7 @@ from .gc_pause import gc_paused
 from .jurisdiction import (
     LEVELS, Gazetteer, Place, find_regency, most_specific, only_regency, require_regency, several_regions,
 )
-from .schemas import Complaint, Prediction, complaint_error, refuse_text
+from .schemas import Complaint, Prediction, checked_complaint, complaint_error, refuse_text
 from .chunks import ChunkTable, Gathered
 from .columnar import RoutingResult, TaskColumns
 from .heads import _csr_matvecs, calibrated_scores, stack_heads
@@ -362,6 +362,8 @@ class Router:
                 if type(item) is str:  # the fast path keeps a plain text a str
                     refuse_text(item)
                     complaints.append(item)
+                elif type(item) is dict and (checked := checked_complaint(item)) is not None:
+                    complaints.append(checked)  # a batch row's dict, as the schema accepts it
                 else:
                     complaints.append(as_complaint(item))
             except (InputTypeError, InputValueError) as exc:
