@@ -84,6 +84,8 @@ def cell_value(row: dict, col: str | None) -> str | None:
     if not col:
         return None
     v = row.get(col)
+    if v.__class__ is str:  # a CSV cell (the one test for nearly every value)
+        return v if v.strip() else None
     if v is None:
         return None
     if isinstance(v, float) and v != v:  # NaN from Parquet/pandas
