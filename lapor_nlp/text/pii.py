@@ -142,7 +142,7 @@ def _mask_numbers_nfkc(text: str) -> tuple[str, str | None]:
     # one character for one, so its positions are the text's, and the text between the masks is
     # given back as it was (its dashes untouched, so that the rest of the pipeline sees the same
     # words whether or not a number was masked).
-    scan = _DASHES.sub("-", text) if not text.isascii() and any(c in text for c in _DASH_CHARS) else text
+    scan = _DASHES.sub("-", text) if not text.isascii() and _DASHES.search(text) else text
     pieces: list[str] = []
     last = 0
     for m in (_ascii_runs(scan) if scan.isascii() else _RUN.finditer(scan)):
