@@ -166,3 +166,52 @@ def test_a_header_longer_than_many_reads(tmp_path):
     long_name = "x" * 70_000 + "\r\n" + "y" * 70_000 + "\r" + "z" * 70_000  # over several 64 KiB reads
     path.write_bytes(f'id,"{long_name}",text\r\n1,a,b\r\n2,c,d\r\n'.encode())
     assert_same_cut(path, 1)
+
+
+def _records_by_recording(lines, header, line0):
+    """csv_records as 0.5.3 wrote it: every line the reader takes recorded as it passes (the
+    oracle for the raw text of a malformed record)."""
+    import csv
+
+    consumed: list[str] = []
+
+    def recording():
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(recording(), strict=True)
+    start = line0 + 1
+    while True:
+        consumed.clear()
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield start, "".join(consumed)
+            start = line0 + reader.line_num + 1
+            continue
+        if values and len(values) != len(header):
+            yield start, "".join(consumed)
+        start = line0 + reader.line_num + 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_malformed_records_raw_text_is_its_lines_across_the_readers_blocks(tmp_path, seed):
+    # Long files with many bad records and records of many lines: their lines straddle the row
+    # reader's blocks of lines (io._LineLog).
+    from lapor_nlp.io import ERROR, LINE, RAW, without_line_break
+
+    rng = random.Random(seed)
+    data = random_file(rng, 6000, trouble=0.2).replace(b"\xff\xfe", b"")  # (decodable: one oracle)
+    long_field = '"' + "\n".join(["baris"] * 700) + '"'  # one record of 700 lines, more than a block
+    data += ("\n9999,x," + long_field + "\n10000,only two\n10001," + long_field + ",x,y\n").encode()
+    path = tmp_path / "long.csv"
+    path.write_bytes(data)
+    fh, header, line0, _ = open_csv_body(path)
+    with fh:
+        expected = [(line, without_line_break(raw)) for line, raw in _records_by_recording(fh, header, line0)]
+    got = [(r[LINE], r[RAW]) for r in iter_rows(path, "csv") if ERROR in r]
+    assert got == expected
+    assert len(got) > 300 and max(raw.count("\n") for _, raw in got) > 600
