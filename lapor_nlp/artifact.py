@@ -399,10 +399,14 @@ def _check_labels(model: ComplaintClassifier, arrays: _NpzArrays, path: Path) ->
                 raise ModelFormatError(f"{path}: {task} {name} has shape {shape} for {k} labels")
 
 
-def load_verified(model_dir: str | Path, *, sha256: str | None = None
+def load_verified(model_dir: str | Path, *, sha256: str | None = None, stacked: bool = False
                   ) -> tuple[ComplaintClassifier, dict, dict]:
     """Load a model directory: ``(model, manifest, routing)``. Every file used is read once and
-    parsed from the very bytes whose sha256 was checked; ``sha256`` pins the manifest."""
+    parsed from the very bytes whose sha256 was checked; ``sha256`` pins the manifest.
+
+    ``stacked``: build the heads' weights side by side in one block, the layout the Router's fast
+    path scores with (:func:`~lapor_nlp.heads.heads_from_state`); by default each head has a
+    block of its own, so that scoring one task computes only its own columns."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir, sha256=sha256)
     _check_version(model_dir, manifest)
@@ -418,7 +422,7 @@ def load_verified(model_dir: str | Path, *, sha256: str | None = None
     routing = read_routing(model_dir, manifest)
     from .classifier import ComplaintClassifier
     from .features import TokenTfidf
-    from .heads import LinearHead
+    from .heads import LinearHead, heads_from_state
     from .text import Preprocessor
 
     try:
@@ -428,8 +432,9 @@ def load_verified(model_dir: str | Path, *, sha256: str | None = None
         _check_features(model.features_, npz_path)
         for task in state["heads"]:
             _check_head(task, arrays, model.features_.n_features_, npz_path)
-        model.heads_ = {task: LinearHead.from_state(task, meta, arrays, model.features_.n_features_)
-                        for task, meta in state["heads"].items()}
+        n_features = model.features_.n_features_
+        model.heads_ = heads_from_state(state["heads"], arrays, n_features) if stacked else \
+            {task: LinearHead.from_state(task, meta, arrays, n_features) for task, meta in state["heads"].items()}
         _check_labels(model, arrays, npz_path)
     except (ModelIntegrityError, ModelVersionError):
         raise

@@ -260,7 +260,8 @@ class Router:
             from . import load
 
             return load(None, sha256=sha256, **options)
-        model, manifest, routing = load_verified(path, sha256=sha256)  # one read of each file
+        # One read of each file; the heads' weights built in the fast path's layout at once.
+        model, manifest, routing = load_verified(path, sha256=sha256, stacked=True)
         return cls(model, manifest, routing, **options)
 
     @staticmethod
