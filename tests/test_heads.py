@@ -89,3 +89,27 @@ def test_a_loaded_router_scores_with_the_block_its_weights_were_loaded_in(model_
         assert head._block is None and head._W.flags.c_contiguous
         assert np.array_equal(head.coef_, router.model.heads_[task].coef_)
         assert np.array_equal(head._W, block[:, col])
+
+
+def test_flat_positions_past_two_to_the_31_are_not_wrapped():
+    """int32 indices times the block's width, past 2**31: computed in the platform's int (a
+    wrapped position would put a weight in another feature's row without an error)."""
+    from lapor_nlp.heads import _scatter_transposed
+
+    n, width = (1 << 21) + 5, 1100  # n * width > 2**31: a 9 GB block, so a stand-in with strides
+    indices = np.array([3, n - 1], np.int32)
+    written = {}
+
+    class Flat:  # what block.reshape(-1) gives, recording where the weights go
+        def __setitem__(self, pos, values):
+            written.update(zip(pos.tolist(), values.tolist()))
+
+    class Block:
+        shape = (n, width)
+
+        def reshape(self, _):
+            return Flat()
+
+    _scatter_transposed(np.array([0.5, 2.0], np.float32), indices, np.array([0, 2], np.int32),
+                        Block(), slice(1099, 1100))
+    assert written == {3 * width + 1099: 0.5, (n - 1) * width + 1099: 2.0}
