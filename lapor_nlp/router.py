@@ -524,7 +524,9 @@ class Router:
                 state = self._fast_state
                 if state is None:
                     state = self._fast_state = _FastState(self)
-                    _release_free_memory()  # the head weights as they were before stacking
+                    # The head weights as they were before stacking (a Router made from a
+                    # trained model; Router.load builds them stacked, and nothing is freed here).
+                    _release_free_memory()
                 elif state.full():
                     state = self._fast_state = _FastState(self, table=state.table, stacked=state.stacked)
         return state
