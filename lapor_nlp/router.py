@@ -260,7 +260,8 @@ class Router:
             from . import load
 
             return load(None, sha256=sha256, **options)
-        model, manifest, routing = load_verified(path, sha256=sha256)  # one read of each file
+        # One read of each file; the heads' weights built in the fast path's layout at once.
+        model, manifest, routing = load_verified(path, sha256=sha256, stacked=True)
         return cls(model, manifest, routing, **options)
 
     @staticmethod
@@ -525,7 +526,9 @@ class Router:
                 state = self._fast_state
                 if state is None:
                     state = self._fast_state = _FastState(self)
-                    _release_free_memory()  # the head weights as they were before stacking
+                    # The head weights as they were before stacking (a Router made from a
+                    # trained model; Router.load builds them stacked, and nothing is freed here).
+                    _release_free_memory()
                 elif state.full():
                     state = self._fast_state = _FastState(self, table=state.table, stacked=state.stacked)
         return state

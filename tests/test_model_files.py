@@ -242,3 +242,60 @@ def test_classify_and_serve_refuse_a_model_that_is_not_the_pinned_one(copy, tmp_
     assert main(["-q", "serve", "--model", str(copy), "--model-sha256", wrong, "--port", "0"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "LAPOR-E034" in err
+
+
+
+def _npz_bytes(arrays: dict, compressed: bool = True) -> bytes:
+    out = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(out, **arrays)
+    return out.getvalue()
+
+
+def _central_entry(data: bytes, name: str) -> int:
+    """The offset of ``name``'s entry in the zip's central directory (APPNOTE 4.3.12)."""
+    at = data.index(b"PK\x01\x02")
+    while data[at + 46:at + 46 + len(name)] != name.encode():
+        at = data.index(b"PK\x01\x02", at + 4)
+    return at
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_npz_members_read_as_np_load_reads_them(compressed):
+    """Deflated members are inflated from the file's bytes (``_NpzArrays._inflate``), stored ones
+    streamed: either way the arrays are np.load's, writable, Fortran order and empty ones too."""
+    rng = np.random.default_rng(0)
+    arrays = {"w": rng.standard_normal((300, 70)).astype(np.float32),
+              "f": np.asfortranarray(rng.integers(0, 9, (40, 30))), "e": np.zeros(0, np.int32),
+              "s": np.float64(2.5), "big": rng.integers(0, 3, 1 << 20).astype(np.int8)}
+    data = _npz_bytes(arrays, compressed)
+    pieces = artifact._NpzArrays(data, Path("m.npz"))
+    pieces.INFLATE_PIECE = 50  # many pieces, the .npy header ending inside the second one
+    for reader in (artifact._NpzArrays(data, Path("m.npz")), pieces):
+        for name, want in arrays.items():
+            got = reader[name]
+            assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want)
+            assert got.flags.writeable and got.flags.f_contiguous == want.flags.f_contiguous
+
+
+def test_a_deflated_member_that_fails_its_crc_or_inflates_past_its_size_is_refused():
+    data = _npz_bytes({"w": np.arange(5000, dtype=np.float64)})
+    entry = _central_entry(data, "w.npy")
+    bad_crc = bytearray(data)
+    bad_crc[entry + 16] ^= 0xFF  # the CRC-32 the central directory gives
+    with pytest.raises(ModelFormatError, match="CRC"):
+        artifact._NpzArrays(bytes(bad_crc), Path("m.npz"))["w"]
+    # A member whose .npy header and directory entry both say 5000 float64s, and whose deflated
+    # stream holds 8 bytes more: refused, neither cut short nor read past its size. (Random
+    # values: the stream must outlast ZipFile.open's first read, which checks the CRC itself.)
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, {"descr": "<f8", "fortran_order": False, "shape": (5000,)})
+    member.write(np.random.default_rng(0).standard_normal(5001).tobytes())
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("w.npy", member.getvalue())
+    lying = bytearray(out.getvalue())
+    entry = _central_entry(bytes(lying), "w.npy")
+    size = int.from_bytes(lying[entry + 24:entry + 28], "little")
+    lying[entry + 24:entry + 28] = (size - 8).to_bytes(4, "little")
+    with pytest.raises(ModelFormatError, match="more than"):
+        artifact._NpzArrays(bytes(lying), Path("m.npz"))["w"]
