@@ -665,3 +665,29 @@ def test_a_pool_worker_registers_the_quick_exit(model_dir):
             "sys.exit(3)\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (run.returncode, run.stdout) == (0, "ready"), run.stderr
+
+
+def test_a_pool_starts_every_worker_at_once_and_the_checks_run_while_they_start(model_dir, tmp_path, monkeypatch):
+    """The pool spawns all its workers when it is made (not one per early submit), and the run's
+    own checks (the model's version, the options) come after the workers were started, so that
+    they load the model meanwhile; a check that fails stops the workers."""
+    from lapor_nlp.batch import executors
+    from lapor_nlp.batch.chunk import ChunkSpec
+
+    pool = executors.ProcessPool(str(model_dir), ChunkSpec(columns=None, output=None, rejects=None, prefix="",
+                                                           layout=None), 2)
+    try:
+        assert len(pool.pool._processes) == 2
+    finally:
+        pool.close(True)
+
+    order = []
+    real_start, real_version = executors.LocalExecutor.start, executors.LocalExecutor.model_version
+    monkeypatch.setattr(executors.LocalExecutor, "start",
+                        lambda self, *a: order.append("start") or real_start(self, *a))
+    monkeypatch.setattr(executors.LocalExecutor, "model_version",
+                        lambda self, key: order.append("checks") or real_version(self, key))
+    src = tmp_path / "in.csv"
+    src.write_text("text\njalan rusak di depan pasar\n", encoding="utf-8")
+    classify_file(src, tmp_path / "out.csv", model_dir=model_dir, jobs=2, progress=False)
+    assert order == ["start", "checks"]

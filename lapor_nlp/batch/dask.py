@@ -76,18 +76,20 @@ class DaskExecutor:
         self.scheduler = scheduler
         self.client = client
 
-    def resolve_model(self, model_dir, *, quiet: bool = True) -> tuple[str | None, str | None]:
-        """The model directory as the workers will read it (None: each worker's default model).
-        The workers check their own copy; this one, if readable here, gives the version."""
-        if model_dir is None:
-            return None, None
+    def model_key(self, model_dir, *, quiet: bool = True) -> str | None:
+        """The model directory as the workers will read it (None: each worker's default model)."""
+        return None if model_dir is None else str(Path(model_dir).resolve())
+
+    def model_version(self, model_key: str | None) -> str | None:
+        """The workers check their own copy; this one, if readable here, gives the version."""
+        if model_key is None:
+            return None
         from ..artifact import model_version, read_manifest
 
-        key = str(Path(model_dir).resolve())
         try:
-            return key, model_version(read_manifest(key))
+            return model_version(read_manifest(model_key))
         except Exception:  # noqa: BLE001 - unreadable here is not an error on the cluster
-            return key, None
+            return None
 
     def start(self, model_key: str | None, spec: ChunkSpec, parts: PartFiles):
         # The workers return the parts' bytes and the client writes them: no shared file system.

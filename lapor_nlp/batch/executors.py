@@ -2,9 +2,10 @@
 
 An executor does two things for :func:`lapor_nlp.batch.classify_file`:
 
-* ``resolve_model(model_dir, quiet=...)`` -> ``(model key, model version)``: which model the
-  workers load (the key every worker process caches its router under), and its version for the
-  manifest, checked where the executor can check it;
+* ``model_key(model_dir, quiet=...)``: which model the workers load (the key every worker
+  process caches its router under), the default model built first if need be;
+* ``model_version(model_key)``: its version for the manifest, checked where the executor can
+  check it (the run asks it once the workers are starting: they load the model meanwhile);
 * ``start(model_key, spec, parts)`` -> a running executor with ``jobs``, ``window`` (how many
   chunks may be in flight), ``reads_blocks`` (whether it takes a CSV file's chunks as text, which
   its workers parse: :meth:`~lapor_nlp.batch.inputs.InputFile.chunks`), ``submit(index, rows)`` (a
@@ -78,11 +79,8 @@ class LocalExecutor:
     def __init__(self, jobs: int | None = None):
         self.jobs = jobs
 
-    def resolve_model(self, model_dir, *, quiet: bool = True) -> tuple[str, str | None]:
-        """The model directory (the default model, built if need be, when None), verified here so
-        that a missing or damaged model fails once, not in every worker."""
-        from ..artifact import model_version, verify
-
+    def model_key(self, model_dir, *, quiet: bool = True) -> str:
+        """The model directory (the default model, built if need be, when None)."""
         if model_dir is None:
             from ..bundled import default_model_dir, is_built
 
@@ -92,8 +90,14 @@ class LocalExecutor:
                 from ..training.default import ensure_default_model
 
                 model_dir = ensure_default_model(quiet=quiet)  # says so on stderr when it builds
-        key = str(Path(model_dir).resolve())
-        return key, model_version(verify(key))
+        return str(Path(model_dir).resolve())
+
+    def model_version(self, model_key: str) -> str | None:
+        """The model's version, the model verified here so that a missing or damaged one fails
+        once, with its own error, not in every worker."""
+        from ..artifact import model_version, verify
+
+        return model_version(verify(model_key))
 
     def start(self, model_key: str | None, spec: ChunkSpec, parts: PartFiles):
         jobs = default_jobs() if self.jobs is None else self.jobs
@@ -178,6 +182,10 @@ def _init_worker(model_dir, spec, parent_pid) -> None:
     atexit.register(_exit_without_teardown)  # the last registered: the first exit handler to run
 
 
+def _started() -> None:
+    """A pool's first tasks, one per worker: they make the pool start every worker at once."""
+
+
 def _pool_task(index, rows):
     if "error" in _WORKER:
         raise _WORKER["error"]
@@ -217,6 +225,11 @@ class ProcessPool:
         self.reads_blocks = True
         self.pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                         initargs=(model_dir, spec, os.getpid()))
+        # Every worker now, not one at each of the first submits (the pool spawns a process only
+        # when a task finds no idle one): they import and load the model while this process
+        # checks the options and cuts the first chunks (the second worker started 0.1 s later).
+        for _ in range(jobs):
+            self.pool.submit(_started)
 
     def submit(self, index, rows):
         return _PoolResult(self.pool.submit(_pool_task, index, rows))

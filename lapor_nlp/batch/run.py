@@ -120,25 +120,32 @@ def classify_file(
         executor = LocalExecutor(jobs)
     job = _Job.plan(input, output, fmt=fmt, out_fmt=out_fmt, chunk_size=chunk_size, columns=columns,
                     prefix=prefix, log=log)
-    model_key, model_version = executor.resolve_model(model_dir, quiet=not progress)
+    model_key = executor.model_key(model_dir, quiet=not progress)
     router_options = {k: v for k, v in (("home_region", home_region), ("scope", scope)) if v}
     load_options = dict(router_options)  # the pin is not part of the job: model_version is
     if model_sha256:
-        if Path(model_key).is_dir():  # a cluster's model may not be readable here
+        load_options["sha256"] = model_sha256
+
+    def checks() -> str | None:
+        """The model and the options, checked here (once, with their own errors, not in every
+        worker), while the workers start; the model's version."""
+        version = executor.model_version(model_key)
+        if model_sha256 and Path(model_key).is_dir():  # a cluster's model may not be readable here
             from ..artifact import verify
 
             verify(model_key, sha256=model_sha256)
-        load_options["sha256"] = model_sha256
-    if home_region:
-        from ..jurisdiction import require_regency
+        if home_region:
+            from ..jurisdiction import require_regency
 
-        require_regency(home_region)  # an unknown region fails here, not in every worker
-    if scope and Path(model_key).is_dir():  # a cluster's model may not be readable here
-        from ..router import check_scope
+            require_regency(home_region)
+        if scope and Path(model_key).is_dir():  # a cluster's model may not be readable here
+            from ..router import check_scope
 
-        check_scope(model_key, scope)  # an unknown scope fails here, not in every worker
+            check_scope(model_key, scope)
+        return version
+
     try:
-        summary = job.run(executor, model_key, model_version, router_options, load_options,
+        summary = job.run(executor, model_key, checks, router_options, load_options,
                           resume=resume, progress=progress, log=log)
     except LaporError:
         raise
@@ -227,19 +234,26 @@ class _Job:
             "out_fmt": self.output.name, "prefix": self.prefix, "model_version": model_version,
             **({"router_options": router_options} if router_options else {})})
 
-    def run(self, executor, model_key: str | None, model_version: str | None, router_options: dict,
+    def run(self, executor, model_key: str | None, checks, router_options: dict,
             load_options: dict, *, resume: bool, progress: bool, log) -> Summary:
+        """Start the executor (local workers begin loading the model), then run ``checks()`` (the
+        model's version, or the error of a damaged model or an unknown option), open the work
+        directory and classify every chunk."""
         spec = ChunkSpec(columns=self.columns, output=self.output, rejects=self.rejects, prefix=self.prefix,
                          layout=self.source.layout, router_options=load_options)
         parts = self.parts
-        lock, done = open_workdir(parts, self.manifest(model_version, router_options), resume, log)
+        running = executor.start(model_key, spec, parts)
+        try:
+            model_version = checks()
+            lock, done = open_workdir(parts, self.manifest(model_version, router_options), resume, log)
+        except BaseException:
+            running.close(False)
+            raise
         summary = Summary(input=str(self.source.path), output=str(self.out_path), rejects=str(self.rej_path),
                           model_version=model_version)
         tally = _Tally(summary, parts.dir)
-        running = None
         ok = False
         try:
-            running = executor.start(model_key, spec, parts)
             summary.jobs = running.jobs
             if progress and sys.stderr.isatty():
                 from tqdm import tqdm
