@@ -84,7 +84,7 @@ def test_blocks_give_the_row_readers_rows_and_lines(tmp_path, size, end, monkeyp
         rows, table = block.read()
         if table is not None and not block.lines_known:  # rows carry their index until needed
             lines = block.first_lines(table)
-            assert (lines is None) == _blank_line(block.text)
+            assert (lines is None) == _blank_line(block.read_text())
             if lines is None:
                 lines = [r[LINE] for r in block.rows()]
             for r in rows:
@@ -99,7 +99,7 @@ def test_blocks_give_the_row_readers_rows_and_lines(tmp_path, size, end, monkeyp
     if size < 20:  # the second half's blocks are Arrow's
         assert by_arrow >= len(blocks) // 3
     # a well-formed, decodable block without blank lines is always Arrow's
-    assert by_arrow == sum(b.clean and _decodable(b.text) and not _blank_line(b.text) for b in blocks)
+    assert by_arrow == sum(b.clean and _decodable(b.read_text()) and not _blank_line(b.read_text()) for b in blocks)
 
 
 def _decodable(text: str) -> bool:

@@ -25,12 +25,12 @@ def reader_cut(path, size) -> list[tuple]:
     with fh:
         if header is None:
             return []
-        return [(b.text, b.line0, b.records) for b in _reader_blocks(fh, header, delimiter, line0, size)]
+        return [(b.read_text(), b.line0, b.records) for b in _reader_blocks(fh, header, delimiter, line0, size)]
 
 
 def assert_same_cut(path, size):
     blocks = list(csv_blocks(path, size))
-    assert [(b.text, b.line0, b.records) for b in blocks] == reader_cut(path, size)
+    assert [(b.read_text(), b.line0, b.records) for b in blocks] == reader_cut(path, size)
     assert [row for b in blocks for row in b.rows()] == list(iter_rows(path, "csv"))
 
 
@@ -80,7 +80,7 @@ def test_well_formed_files_are_cut_from_the_bytes(tmp_path, monkeypatch):
 
     expected = reader_cut(path, 17)
     monkeypatch.setattr(inputs, "_reader_blocks", no_reader)
-    assert [(b.text, b.line0, b.records) for b in csv_blocks(path, 17)] == expected
+    assert [(b.read_text(), b.line0, b.records) for b in csv_blocks(path, 17)] == expected
 
 
 @pytest.mark.parametrize("data,proved", [
@@ -146,7 +146,7 @@ def test_each_byte_is_scanned_about_once_even_in_blocks_larger_than_a_read(tmp_p
     expected = reader_cut(path, 700)
     monkeypatch.setattr(inputs, "_READ", 1000)
     sizes = _scanned(monkeypatch)
-    assert [(b.text, b.line0, b.records) for b in csv_blocks(path, 700)] == expected
+    assert [(b.read_text(), b.line0, b.records) for b in csv_blocks(path, 700)] == expected
     assert sum(sizes) < 1.5 * path.stat().st_size  # not once per read for every pending byte
 
 
@@ -215,3 +215,22 @@ def test_a_malformed_records_raw_text_is_its_lines_across_the_readers_blocks(tmp
     got = [(r[LINE], r[RAW]) for r in iter_rows(path, "csv") if ERROR in r]
     assert got == expected
     assert len(got) > 300 and max(raw.count("\n") for _, raw in got) > 600
+
+
+def test_a_block_cut_from_the_bytes_is_read_by_its_worker_and_refused_if_the_file_changed(tmp_path):
+    import pickle
+
+    from lapor_nlp.errors import BatchInputError
+
+    path = tmp_path / "in.csv"
+    path.write_bytes(random_file(random.Random(3), 300, trouble=0.0))
+    blocks = list(csv_blocks(path, 50))
+    assert blocks and all(b.text is None for b in blocks)  # the parent holds no text
+    sent = [pickle.loads(pickle.dumps(b)) for b in blocks]  # what a worker gets: small
+    assert max(len(pickle.dumps(b)) for b in blocks) < 1000
+    assert [row for b in sent for row in b.rows()] == list(iter_rows(path, "csv"))
+    again = [pickle.loads(pickle.dumps(b)) for b in blocks]
+    with path.open("ab") as fh:
+        fh.write(b"1,x\n")
+    with pytest.raises(BatchInputError, match="changed while it was being classified"):
+        again[-1].read_text()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,9 +167,13 @@ class CsvBlock:
     ``clean``: every record had the header's number of fields (no malformed line), holding
     ``chars`` characters in all. Only a clean block is read with Arrow (:meth:`read`), and only
     when Arrow's table has the same rows and characters; anything else is read by the row reader.
-    A block is one string for a worker, cheaper to send than the rows."""
+    A block is one string for a worker, cheaper to send than the rows; or, cut from the file's
+    bytes, only where it lies in the file (``text`` None: ``path``, ``start``, ``end``), which the
+    worker reads itself (:meth:`read_text`), so that the parent neither decodes nor sends it.
+    ``stamp`` is the file's (size, modification time, inode) when it was cut: a file changed since
+    is refused, not read at offsets that no longer hold the records counted."""
 
-    text: str
+    text: str | None
     header: list[str]
     delimiter: str
     line0: int      # physical lines of the file before the block's first one
@@ -176,13 +181,30 @@ class CsvBlock:
     clean: bool
     chars: int
     lines_known: bool = True  # see read()
+    path: str | None = None
+    start: int = 0
+    end: int = 0
+    stamp: tuple | None = None
 
     def __len__(self) -> int:
         return self.records
 
+    def read_text(self) -> str:
+        """The block's text (read from the file, once, for a block cut from its bytes)."""
+        if self.text is None:
+            with open(self.path, "rb") as fh:
+                same = _stamp(fh) == self.stamp
+                fh.seek(self.start)
+                data = fh.read(self.end - self.start) if same else b""
+            if len(data) != self.end - self.start:
+                raise BatchInputError(f"{self.path} changed while it was being classified; run "
+                                      "again on a file that stays as it is")
+            self.text = data.decode("utf-8", "surrogateescape")
+        return self.text
+
     def rows(self) -> list[dict]:
         """The rows as :func:`lapor_nlp.io.iter_rows` yields them (line numbers of the whole file)."""
-        return list(csv_records(io.StringIO(self.text, newline=""), self.header,
+        return list(csv_records(io.StringIO(self.read_text(), newline=""), self.header,
                                 delimiter=self.delimiter, line0=self.line0))
 
     def read(self):
@@ -210,7 +232,7 @@ class CsvBlock:
         if not (self.clean and arrow_enabled()):
             return None
         try:
-            return self.text.encode("utf-8")
+            return self.read_text().encode("utf-8")
         except UnicodeEncodeError:  # bytes that were not UTF-8: the row reader rejects their rows
             return None
 
@@ -225,7 +247,7 @@ class CsvBlock:
         block has blank lines (then only the row reader can number its records)."""
         import numpy as np
 
-        data = self.text
+        data = self.read_text()
         physical = data.count("\n") + data.count("\r") - data.count("\r\n") \
             + (not data.endswith(("\n", "\r")))
         inner = line_breaks(table)
@@ -305,15 +327,15 @@ def _byte_blocks(path: Path, header: list[str], delimiter: str, line0: int, size
     cannot (a quote inside an unquoted field, a NUL, an unclosed quote, or no provable record end
     within ``2 * _READ`` bytes), the row reader cuts the rest of the file. Each byte is scanned
     once (the bytes after the last proved record end, normally less than a record, again with the
-    next read), and a block's bytes are joined once. The blocks' text, first lines and record
-    counts are the row reader's either way (tests/test_csv_blocks.py compares them on files with
-    every such trouble)."""
+    next read), and a block is given by where it lies in the file (its worker reads it). The
+    blocks' text, first lines and record counts are the row reader's either way
+    (tests/test_csv_blocks.py compares them on files with every such trouble)."""
     import numpy as np
 
     with open(path, "rb") as raw:
+        stamp = _stamp(raw)
         cut = _body_offset(raw, line0)  # where the next block starts (a file offset): a record's start
         raw.seek(cut)
-        proved: list[bytes] = []  # the bytes from ``cut`` to ``done``, whose record ends are known
         done = cut
         tail = b""  # the bytes read after ``done``
         stops: list[int] = []  # the record ends after ``cut`` (file offsets)
@@ -336,27 +358,32 @@ def _byte_blocks(path: Path, header: list[str], delimiter: str, line0: int, size
                 return
             stops += (ends + done).tolist()
             line_parts.append(line_ends[line_ends < limit] + done)
-            proved.append(data[:limit])
             tail = data[limit:]
             done += limit
             if len(stops) < size and not (eof and stops):
                 continue
-            buf, base = b"".join(proved), cut
             lines = np.concatenate(line_parts)
             first = 0  # blocks take their records from stops[first:]
             while len(stops) - first >= size or (eof and len(stops) > first):
                 # a full block ends at its last record; the last one, at the end of the file
                 n = min(size, len(stops) - first)
                 end = stops[first + n - 1] if n == size else done
-                yield CsvBlock(buf[cut - base:end - base].decode("utf-8", "surrogateescape"), header,
-                               delimiter, line0, n, False, 0)
+                # where it lies, not its text: the worker reads it (CsvBlock.read_text)
+                yield CsvBlock(None, header, delimiter, line0, n, False, 0, path=str(path), start=cut,
+                               end=end, stamp=stamp)
                 passed = int(np.searchsorted(lines, end))  # the line ends before ``end``
                 line0 += passed
                 lines = lines[passed:]
                 first += n
                 cut = end
-            proved, line_parts = [buf[cut - base:]], [lines]
+            line_parts = [lines]
             del stops[:first]
+
+
+def _stamp(fh) -> tuple:
+    """What says a file is the one cut: its size, modification time and inode."""
+    st = os.fstat(fh.fileno())
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _record_ends(data: bytes, delimiter: int, eof: bool):
