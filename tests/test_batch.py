@@ -691,3 +691,29 @@ def test_a_pool_starts_every_worker_at_once_and_the_checks_run_while_they_start(
     src.write_text("text\njalan rusak di depan pasar\n", encoding="utf-8")
     classify_file(src, tmp_path / "out.csv", model_dir=model_dir, jobs=2, progress=False)
     assert order == ["start", "checks"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is used on Linux")
+def test_pool_workers_start_with_the_model_the_fork_server_loaded_and_the_server_ends_with_the_pool(model_dir):
+    """On Linux a pool's workers are forked from a fork server that loaded the model once: no
+    worker loads it again, and the server this run started is stopped when the pool closes (no
+    process left holding the model)."""
+    from multiprocessing import forkserver
+
+    from lapor_nlp.batch import executors
+    from lapor_nlp.batch.chunk import ChunkSpec
+    from lapor_nlp.batch.preload import preloaded
+
+    pool = executors.ProcessPool(str(model_dir), ChunkSpec(columns=None, output=None, rejects=None, prefix="",
+                                                           layout=None), 2)
+    try:
+        server_pid = forkserver._forkserver._forkserver_pid
+        assert server_pid is not None
+        seen = [pool.pool.submit(preloaded).result(timeout=120) for _ in range(4)]
+        # the router came with the fork: loaded once, by the server, and in no worker again
+        assert seen == [([str(model_dir)], {str(model_dir): 1})] * 4
+    finally:
+        pool.close(True)
+    assert forkserver._forkserver._forkserver_pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)

@@ -13,12 +13,12 @@ An executor does two things for :func:`lapor_nlp.batch.classify_file`:
   ``close(ok)``.
 
 :class:`LocalExecutor` runs the chunks on this machine, in this process (``jobs=1``) or in a pool of
-worker processes started with the ``spawn`` method: each worker imports lapor-nlp afresh and loads
-the model once (pool initializer). ``spawn`` rather than ``fork`` on purpose: the caller may be a
-multi-threaded program (a progress thread, a web app, a Dask client), and forking a process that
-holds other threads' locks can deadlock the child; ``spawn`` also behaves the same on Linux, macOS
-and Windows. Its start-up cost per worker is small next to a backlog. (As with any ``spawn`` pool, a
-script calling ``classify_file`` with ``jobs > 1`` needs the ``if __name__ == "__main__":`` guard.)
+worker processes that never copy this process: the caller may be a multi-threaded program (a
+progress thread, a web app, a Dask client), and forking a process that holds other threads' locks
+can deadlock the child. On Linux they are forked from multiprocessing's fork server, a fresh
+interpreter that has loaded the model once (:func:`_pool_context`); elsewhere they are started with
+``spawn`` and each loads the model itself (pool initializer). (As with any such pool, a script
+calling ``classify_file`` with ``jobs > 1`` needs the ``if __name__ == "__main__":`` guard.)
 Local workers parse their CSV chunks and write their own part files, so the parent only cuts the
 input and dispatches.
 :class:`lapor_nlp.batch.dask.DaskExecutor` runs them on a Dask cluster instead.
@@ -171,9 +171,13 @@ def _init_worker(model_dir, spec, parent_pid) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _set_parent_death_signal()
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+    _set_parent_death_signal()  # (a fork server's worker: when the server ends, as it does with the run)
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:  # the run's process died before prctl took effect
         os._exit(1)
+    except OSError:  # pragma: no cover - alive, but not ours to signal
+        pass
     try:
         _WORKER["router"] = get_router(model_dir, spec.router_options)
     except BaseException as exc:  # reported by the first task, not a silently broken pool
@@ -209,6 +213,56 @@ class _PoolResult:
                 "run again with --resume (resume=True), perhaps with fewer --jobs") from None
 
 
+#: The model a fork server loads before it forks the workers (``lapor_nlp.batch.preload``).
+PRELOAD_ENV = "LAPOR_NLP_POOL_PRELOAD"
+
+
+def _pool_context(model_dir: str | None, options: dict):
+    """How a pool's workers start. On Linux, forked from a fork server (a fresh interpreter that
+    ``multiprocessing`` starts with ``spawn``'s safety: no thread of this process is copied) that
+    has imported lapor-nlp and loaded the model once (:mod:`lapor_nlp.batch.preload`): each worker
+    starts with the loaded router, shared copy-on-write, instead of importing and loading it again
+    (0.65 s of CPU per worker, on the cores the run needs; the model's arrays are shared as well).
+    Elsewhere ``spawn``, whose workers load the model themselves; where this process already runs
+    a fork server (the preload is read only when a server starts), that one. Either way a worker's
+    router comes from :func:`get_router`, so a preload that did not happen only costs time.
+    Returns (the context, the server started here: :meth:`ProcessPool.close` stops it, so that
+    no process stays behind holding the model after the run)."""
+    import multiprocessing as mp
+
+    server = _fork_server()
+    if server is None:
+        return mp.get_context("spawn"), None
+    if getattr(server, "_forkserver_pid", None) is not None:  # this process runs one already
+        return mp.get_context("forkserver"), None
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["lapor_nlp.batch.preload"])
+    import json
+
+    before = os.environ.get(PRELOAD_ENV)
+    os.environ[PRELOAD_ENV] = json.dumps([model_dir, options])
+    try:
+        server.ensure_running()  # started now, with the variable in its environment
+    finally:
+        if before is None:
+            del os.environ[PRELOAD_ENV]
+        else:
+            os.environ[PRELOAD_ENV] = before
+    return ctx, server
+
+
+def _fork_server():
+    """multiprocessing's fork server of this process (Linux, where it can be stopped), else None."""
+    import multiprocessing as mp
+
+    if not sys.platform.startswith("linux") or "forkserver" not in mp.get_all_start_methods():
+        return None
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    return server if callable(getattr(server, "_stop", None)) else None
+
+
 class ProcessPool:
     """jobs>1: a pool of spawned worker processes, each loading the model once.
     (concurrent.futures rather than multiprocessing.Pool: a worker that dies makes the run fail
@@ -223,7 +277,8 @@ class ProcessPool:
         # CSV chunks go to the workers as text, which they parse (see InputFile.chunks): with 2
         # workers on 2 cores, the parsing and pickling of rows here took a third of a core.
         self.reads_blocks = True
-        self.pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+        ctx, self._server = _pool_context(model_dir, spec.router_options)
+        self.pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                         initargs=(model_dir, spec, os.getpid()))
         # Every worker now, not one at each of the first submits (the pool spawns a process only
         # when a task finds no idle one): they import and load the model while this process
@@ -242,3 +297,6 @@ class ProcessPool:
                 except Exception:  # pragma: no cover
                     pass
         self.pool.shutdown(wait=True, cancel_futures=not ok)
+        if self._server is not None:
+            self._server._stop()  # (and reaped: its workers' CPU counts as this process's children's)
+            self._server = None
