@@ -243,6 +243,8 @@ def _pool_context(model_dir: str | None, options: dict):
     os.environ[PRELOAD_ENV] = json.dumps([model_dir, options])
     try:
         server.ensure_running()  # started now, with the variable in its environment
+    except OSError:  # pragma: no cover - no fork server here (a sandbox without sockets?)
+        return mp.get_context("spawn"), None
     finally:
         if before is None:
             del os.environ[PRELOAD_ENV]
