@@ -264,9 +264,9 @@ def test_the_plates_quick_refusal_refuses_only_what_the_regexes_refuse():
     from lapor_nlp.text.pii import _plate_span, _plate_span_by_pattern
 
     rng = random.Random(5)
-    alphabet = ["B", "L", "AB", "ad", "RT", "rw", "x", "é", "Ä", " ", ".", "-", "/", "1234", "56", "7"]
+    alphabet = ["B", "L", "AB", "ad", "RT", "rw", "x", "é", "Ä", " ", ".", "-", "/", "\n", "\r", "1234", "56", "7"]
     found = 0
-    for _ in range(20_000):
+    for _ in range(30_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 9)))
         runs = [m for m in re.finditer(r"\d+", text) if m.end() - m.start() <= 4]
         for m in runs:
@@ -274,4 +274,4 @@ def test_the_plates_quick_refusal_refuses_only_what_the_regexes_refuse():
             expected = _plate_span_by_pattern(text, m.start(), m.end(), floor)
             assert _plate_span(text, m.start(), m.end(), floor) == expected, (text, m.span(), floor)
             found += expected is not None
-    assert found > 100
+    assert found > 80

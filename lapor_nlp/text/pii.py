@@ -228,9 +228,11 @@ def _plate_span(text: str, start: int, end: int, floor: int) -> tuple[int, int] 
     """(start, end) of a plate around the digits at text[start:end], or None."""
     # First the cheap refusal of nearly every call ("RT 03", "jam 10"): the letters _PLATE_BEFORE
     # would take are the run of ASCII letters that ends at the digits (or one separator before
-    # them), whole (a letter or digit before them fails its boundary); a run of none, of three
-    # or more, or not a plate's prefix, cannot give a plate. (1.3 us a call for the search.)
-    e = start - 1 if start > floor and text[start - 1] in " .-" else start
+    # them; a newline just before the digits is passed over, as its `$` is), whole (a letter or
+    # digit before them fails its boundary); a run of none, of three or more, or not a plate's
+    # prefix, cannot give a plate. (1.3 us a call for the search.)
+    stop = start - 1 if start > floor and text[start - 1] == "\n" else start  # `$` matches before it
+    e = stop - 1 if stop > floor and text[stop - 1] in " .-" else stop
     k = e
     while k > e - 3 and k > 0 and text[k - 1] in _ASCII_LETTERS:
         k -= 1
