@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -466,6 +467,31 @@ def _big_csv(path: Path, n: int) -> None:
             w.writerow([f"K{i:06d}", text, r.get("regency", "")])
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def test_sigkill_then_resume_equals_uninterrupted_run(model_dir, tmp_path):
     src = tmp_path / "backlog.csv"
     n = 20_000
@@ -488,9 +514,16 @@ def test_sigkill_then_resume_equals_uninterrupted_run(model_dir, tmp_path):
             break
         time.sleep(0.02)
     assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-500:]}"
+    helpers = _descendants(proc.pid)  # the workers (and on Linux their fork server); /proc only
+    assert len(helpers) >= 2 or not sys.platform.startswith("linux")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
+    # none of them outlives the run (each would hold the model): PR_SET_PDEATHSIG down the chain
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(p) for p in helpers):
+        time.sleep(0.05)
+    assert not [p for p in helpers if _running(p)]
     finished = len(list(parts.glob("part-*.meta.json")))
     assert 5 <= finished < n // 400
     assert not out.exists()  # never a partial OUTPUT under its final name
@@ -717,3 +750,35 @@ def test_pool_workers_start_with_the_model_the_fork_server_loaded_and_the_server
     assert forkserver._forkserver._forkserver_pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is used on Linux")
+def test_a_pool_leaves_the_callers_fork_server_settings_and_processes_alone(model_dir):
+    """The caller's preload list is kept; and a pool of the caller's own that the run's fork server
+    served meanwhile neither blocks the run's end nor breaks."""
+    import multiprocessing as mp
+    from multiprocessing import forkserver
+
+    from lapor_nlp.batch import executors
+    from lapor_nlp.batch.chunk import ChunkSpec
+
+    server = forkserver._forkserver
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["json"])
+    try:
+        pool = executors.ProcessPool(str(model_dir), ChunkSpec(columns=None, output=None, rejects=None,
+                                                               prefix="", layout=None), 2)
+        assert server._preload_modules == ["json"]
+        theirs = ctx.Pool(1)  # served by the run's fork server, as it is the one running
+        try:
+            assert theirs.apply(abs, (-3,)) == 3
+            closing = threading.Thread(target=pool.close, args=(True,))
+            closing.start()
+            closing.join(20)
+            assert not closing.is_alive()  # (it would wait for their pool to end)
+            assert theirs.apply(abs, (-4,)) == 4
+        finally:
+            theirs.close()
+            theirs.join()
+    finally:
+        ctx.set_forkserver_preload(["__main__"])

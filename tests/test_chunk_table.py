@@ -2,8 +2,8 @@
 
 A large batch is looked up by its bytes (``ChunkTable._ids_by_bytes``: numpy keys of chunks of at
 most 16 bytes), a small one, or one the byte path cannot take, one dict lookup per chunk
-(``_ids_by_dict``). Ids are given in order of first sight, so two tables are compared by the
-chunk each id stands for, which must be what ``str.split()`` gives.
+(``_ids_by_dict``). The two paths number a batch's new chunks in different orders, so two tables
+are compared by the chunk each id stands for, which must be what ``str.split()`` gives.
 """
 
 from __future__ import annotations

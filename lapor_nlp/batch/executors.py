@@ -30,6 +30,7 @@ import collections
 import os
 import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,7 @@ def _init_worker(model_dir, spec, parent_pid) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _set_parent_death_signal()  # (a fork server's worker: when the server ends, as it does with the run)
+    _set_parent_death_signal()  # (forked by a fork server: with the server, which dies with the run)
     try:
         os.kill(parent_pid, 0)
     except ProcessLookupError:  # the run's process died before prctl took effect
@@ -235,22 +236,56 @@ def _pool_context(model_dir: str | None, options: dict):
         return mp.get_context("spawn"), None
     if getattr(server, "_forkserver_pid", None) is not None:  # this process runs one already
         return mp.get_context("forkserver"), None
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["lapor_nlp.batch.preload"])
     import json
 
+    ctx = mp.get_context("forkserver")
+    # The caller's own preload list is kept (and put back): ours is added for this server only.
+    modules = list(getattr(server, "_preload_modules", ["__main__"]))
+    ctx.set_forkserver_preload(modules + ["lapor_nlp.batch.preload"])
     before = os.environ.get(PRELOAD_ENV)
-    os.environ[PRELOAD_ENV] = json.dumps([model_dir, options])
+    os.environ[PRELOAD_ENV] = json.dumps([model_dir, options, os.getpid()])
     try:
         server.ensure_running()  # started now, with the variable in its environment
     except OSError:  # pragma: no cover - no fork server here (a sandbox without sockets?)
         return mp.get_context("spawn"), None
     finally:
+        ctx.set_forkserver_preload(modules)
         if before is None:
             del os.environ[PRELOAD_ENV]
         else:
             os.environ[PRELOAD_ENV] = before
     return ctx, server
+
+
+def _stop_fork_server(server, wait_s: float = 2.0) -> None:
+    """Stop the fork server a pool started (``ForkServer._stop`` without its unbounded wait): close
+    this process's end of its "alive" pipe, forget it (a later pool starts a new one) and reap it
+    once it has exited. It exits when no process it forked is left; if another pool of this
+    program was given processes by it meanwhile, it ends with them instead, and the run does not
+    wait for that (``_stop`` would, for as long as that pool lives)."""
+    from multiprocessing import util
+
+    with server._lock:
+        pid, alive, address = server._forkserver_pid, server._forkserver_alive_fd, server._forkserver_address
+        if pid is None:
+            return
+        server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
+    os.close(alive)
+    if address and not util.is_abstract_socket_namespace(address):
+        try:
+            os.unlink(address)
+        except OSError:  # pragma: no cover
+            pass
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:  # pragma: no cover - reaped elsewhere
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
 
 
 def _fork_server():
@@ -262,11 +297,13 @@ def _fork_server():
     from multiprocessing import forkserver
 
     server = getattr(forkserver, "_forkserver", None)
-    return server if callable(getattr(server, "_stop", None)) else None
+    fields = ("_lock", "_forkserver_pid", "_forkserver_alive_fd", "_forkserver_address", "_preload_modules")
+    return server if all(hasattr(server, f) for f in fields) else None
 
 
 class ProcessPool:
-    """jobs>1: a pool of spawned worker processes, each loading the model once.
+    """jobs>1: a pool of worker processes, forked from a fork server that loaded the model, or
+    spawned and loading it each (:func:`_pool_context`).
     (concurrent.futures rather than multiprocessing.Pool: a worker that dies makes the run fail
     with a message instead of waiting forever for the chunk it held.)"""
 
@@ -300,5 +337,5 @@ class ProcessPool:
                     pass
         self.pool.shutdown(wait=True, cancel_futures=not ok)
         if self._server is not None:
-            self._server._stop()  # (and reaped: its workers' CPU counts as this process's children's)
+            _stop_fork_server(self._server)  # (reaped: its workers' CPU counts as this process's)
             self._server = None

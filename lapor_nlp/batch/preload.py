@@ -1,10 +1,10 @@
 """What a process pool's fork server imports before it forks the workers (Linux; see
 ``executors._pool_context``): lapor-nlp's routing stack, and the model the run named in
-``LAPOR_NLP_POOL_PRELOAD`` (``[model_dir, router options]`` as JSON), loaded once into the
-worker's router cache so that every worker forked from the server starts with it.
+``LAPOR_NLP_POOL_PRELOAD`` (``[model_dir, router options, the run's pid]`` as JSON), loaded once
+into the router cache so that every worker forked from the server starts with it.
 
-Nothing here may stop the server: a model that cannot be loaded is left for each worker to load,
-which reports the error through the pool as before.
+A model that cannot be loaded is left for each worker to load, which reports the error through the
+pool as before; the server itself ends only with the run.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from .executors import LOADS, PRELOAD_ENV, get_router
+from .executors import LOADS, PRELOAD_ENV, _set_parent_death_signal, get_router
 
 
 #: The model this process loaded at import, as ``LOADS`` keys it (inherited by forked workers).
@@ -23,8 +23,14 @@ def _preload() -> None:
     named = os.environ.get(PRELOAD_ENV)
     if not named:
         return
+    model_dir, options, run_pid = json.loads(named)
+    # The server dies with the run (even SIGKILLed), and its workers with it (their own parent-death
+    # signal): else the workers, which hold the server's "alive" pipe, would keep it and themselves
+    # alive after the run, each with the model.
+    _set_parent_death_signal()
+    if os.getppid() != run_pid:  # the run died before prctl took effect
+        os._exit(1)
     try:
-        model_dir, options = json.loads(named)
         get_router(model_dir, options)
     except Exception:  # noqa: BLE001 - the workers load it themselves, and say why it fails
         return
