@@ -216,6 +216,7 @@ class _PoolResult:
 
 #: The model a fork server loads before it forks the workers (``lapor_nlp.batch.preload``).
 PRELOAD_ENV = "LAPOR_NLP_POOL_PRELOAD"
+_SERVER_LOCK = threading.Lock()
 
 
 def _pool_context(model_dir: str | None, options: dict):
@@ -227,16 +228,23 @@ def _pool_context(model_dir: str | None, options: dict):
     Elsewhere ``spawn``, whose workers load the model themselves; where this process already runs
     a fork server (the preload is read only when a server starts), that one. Either way a worker's
     router comes from :func:`get_router`, so a preload that did not happen only costs time.
-    Returns (the context, the server started here: :meth:`ProcessPool.close` stops it, so that
-    no process stays behind holding the model after the run)."""
+    Returns (the context, (the server, its pid) if started here: :meth:`ProcessPool.close` stops
+    it, so that no process stays behind holding the model after the run; else None)."""
     import multiprocessing as mp
 
     server = _fork_server()
     if server is None:
         return mp.get_context("spawn"), None
-    if getattr(server, "_forkserver_pid", None) is not None:  # this process runs one already
-        return mp.get_context("forkserver"), None
+    with _SERVER_LOCK:  # (two runs in two threads: one starts the server, the other uses it)
+        if server._forkserver_pid is not None:  # this process runs one already
+            return mp.get_context("forkserver"), None
+        return _start_fork_server(server, model_dir, options)
+
+
+def _start_fork_server(server, model_dir: str | None, options: dict):
+    """:func:`_pool_context` where this process runs no fork server: start one that preloads."""
     import json
+    import multiprocessing as mp
 
     ctx = mp.get_context("forkserver")
     # The caller's own preload list is kept (and put back): ours is added for this server only.
@@ -254,10 +262,10 @@ def _pool_context(model_dir: str | None, options: dict):
             del os.environ[PRELOAD_ENV]
         else:
             os.environ[PRELOAD_ENV] = before
-    return ctx, server
+    return ctx, (server, server._forkserver_pid)
 
 
-def _stop_fork_server(server, wait_s: float = 2.0) -> None:
+def _stop_fork_server(started: tuple, wait_s: float = 2.0) -> None:
     """Stop the fork server a pool started (``ForkServer._stop`` without its unbounded wait): close
     this process's end of its "alive" pipe, forget it (a later pool starts a new one) and reap it
     once it has exited. It exits when no process it forked is left; if another pool of this
@@ -265,9 +273,10 @@ def _stop_fork_server(server, wait_s: float = 2.0) -> None:
     wait for that (``_stop`` would, for as long as that pool lives)."""
     from multiprocessing import util
 
+    server, started_pid = started
     with server._lock:
         pid, alive, address = server._forkserver_pid, server._forkserver_alive_fd, server._forkserver_address
-        if pid is None:
+        if pid is None or pid != started_pid:  # stopped already, or a later one not ours
             return
         server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
     os.close(alive)
@@ -313,8 +322,8 @@ class ProcessPool:
 
         self.jobs = jobs
         self.window = 2 * jobs
-        # CSV chunks go to the workers as text, which they parse (see InputFile.chunks): with 2
-        # workers on 2 cores, the parsing and pickling of rows here took a third of a core.
+        # CSV chunks go to the workers as blocks, which they read and parse (InputFile.chunks):
+        # with 2 workers on 2 cores, parsing and pickling rows here took a third of a core.
         self.reads_blocks = True
         ctx, self._server = _pool_context(model_dir, spec.router_options)
         self.pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
