@@ -208,10 +208,11 @@ def _open_csv(path: str | Path, *, strict: bool = False):
     return fh, csv.reader(fh, delimiter=csv_delimiter(path), strict=strict)
 
 
-class _LineLog:
+class LineLog:
     """The physical lines of a CSV source, fed to ``csv.reader`` a list at a time and kept from
-    the start of the record being read (:attr:`keep_from`, a count of lines), so that a record
-    that fails to parse can be given back as it stood. ``csv.reader`` takes one line at a time,
+    :attr:`keep_from` (a count of lines: the start of the record, or of the block, being read),
+    so that what the reader read since can be given back as it stood (a record that fails to
+    parse; a chunk's text, ``batch.inputs._reader_blocks``). ``csv.reader`` takes one line at a time,
     only as its record needs, so the lines of a record are those between its ``line_num``
     before and after. (A generator that recorded each line cost 1.3 us a row: a Python frame per
     line; here a line costs only C.)"""
@@ -287,7 +288,7 @@ def csv_records(lines, header: list[str], *, delimiter: str = ",", line0: int = 
     Also reads a part of a file cut at a record's end (``lapor_nlp.batch`` chunks): the rows and
     line numbers are those that reading the whole file gives."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a complaint may be long (also in a worker)
-    log = _LineLog(lines)
+    log = LineLog(lines)
     reader = csv.reader(log.lines(), delimiter=delimiter, strict=True)
     n = len(header)
     start = line0 + 1

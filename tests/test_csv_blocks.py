@@ -200,7 +200,7 @@ def _records_by_recording(lines, header, line0):
 @pytest.mark.parametrize("seed", range(3))
 def test_a_malformed_records_raw_text_is_its_lines_across_the_readers_blocks(tmp_path, seed):
     # Long files with many bad records and records of many lines: their lines straddle the row
-    # reader's blocks of lines (io._LineLog).
+    # reader's blocks of lines (io.LineLog).
     from lapor_nlp.io import ERROR, LINE, RAW, without_line_break
 
     rng = random.Random(seed)

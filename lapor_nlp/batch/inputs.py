@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Any
 from ..columns import Columns
 from ..errors import BatchInputError
 from ..io import (
-    ERROR, LINE, RAW, check_column_names, count_csv_records, csv_header, csv_records, iter_rows, open_csv_body,
+    ERROR, LINE, RAW, LineLog, check_column_names, count_csv_records, csv_header, csv_records, iter_rows,
+    open_csv_body,
 )
 from .arrow import arrow_enabled, line_breaks, read_block, text_length
 
@@ -275,18 +275,12 @@ def csv_blocks(path: Path, size: int):
 def _reader_blocks(fh, header: list[str], delimiter: str, line0: int, size: int):
     """:func:`csv_blocks` cut by ``csv.reader`` from ``fh`` (text, ``newline=""``, at the start of
     a record ``line0`` physical lines into the file)."""
-    # The reader takes its lines from ``store`` (filled a megabyte at a time), and its line_num
-    # says which of them a block's records used: no Python call per line.
-    store: list[str] = []
-
-    def batches():
-        while batch := fh.readlines(1 << 20):
-            store.extend(batch)
-            yield batch
-
-    reader = csv.reader(itertools.chain.from_iterable(batches()), delimiter=delimiter, strict=True)
+    # The reader takes its lines from a LineLog, and its line_num says which of them a block's
+    # records used: no Python call per line.
+    log = LineLog(fh)
+    reader = csv.reader(log.lines(), delimiter=delimiter, strict=True)
     n = len(header)
-    done = 0  # lines of the body given to earlier blocks (store[0] is the next one)
+    done = 0  # lines of the body given to earlier blocks
     records, chars, clean = 0, 0, True
     while True:
         try:
@@ -305,13 +299,12 @@ def _reader_blocks(fh, header: list[str], delimiter: str, line0: int, size: int)
             else:
                 clean = False
         if records >= size:
-            used = reader.line_num - done
-            yield CsvBlock("".join(store[:used]), header, delimiter, line0 + done, records, clean, chars)
-            del store[:used]
-            done = reader.line_num
+            text = "".join(log.taken(done, reader.line_num))
+            yield CsvBlock(text, header, delimiter, line0 + done, records, clean, chars)
+            done = log.keep_from = reader.line_num
             records, chars, clean = 0, 0, True
     if records:
-        yield CsvBlock("".join(store[:reader.line_num - done]), header, delimiter, line0 + done, records,
+        yield CsvBlock("".join(log.taken(done, reader.line_num)), header, delimiter, line0 + done, records,
                        clean, chars)
 
 
