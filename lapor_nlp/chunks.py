@@ -175,21 +175,21 @@ class _ByteKeys:
         self.n += len(k0)
 
 
-def _distinct(at: np.ndarray, k0: np.ndarray, k1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(``at``, the first position of each distinct key (k0, k1) among ``at``, and for each of
-    ``at`` the index of its key's first position), grouping by one 64-bit mix of the two words.
-    Two keys with the same mix are caught (each key is compared with its group's first) and then
-    nothing is grouped, so the answer is exact."""
+def _distinct(at: np.ndarray, k0: np.ndarray, k1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the first position of each distinct key (k0, k1) among the positions ``at``, and for each
+    of ``at`` the index of its key's first position among those), grouping by one 64-bit mix of
+    the two words. Two keys with the same mix are caught (each key is compared with its group's
+    first) and then nothing is grouped, so the answer is exact."""
     if len(at) < 2:
-        return at, at, np.arange(len(at))
+        return at, np.arange(len(at))
     a0, a1 = k0[at], k1[at]
     mix = a0 ^ ((a1 + _ByteKeys._M0) * _ByteKeys._M1)
     _, first, again = np.unique(mix, return_index=True, return_inverse=True)
     again = again.ravel()  # (numpy 2.0.x gives the inverse the input's shape; 2.1+ flat)
     lead = first[again]
     if not (np.array_equal(a0[lead], a0) and np.array_equal(a1[lead], a1)):
-        return at, at, np.arange(len(at))
-    return at, at[first], again
+        return at, np.arange(len(at))
+    return at[first], again
 
 
 class _State:
@@ -290,7 +290,8 @@ class ChunkTable:
             # misses most of a batch, each chunk many times (275,000 misses for 31,000 distinct
             # chunks in the first batch of a backlog), and a Python slice and lookup costs more
             # than numpy's grouping of the keys. Long chunks (no key) are looked up each.
-            keyed, firsts, again = _distinct(missing[short[missing]], k0, k1)
+            keyed = missing[short[missing]]
+            firsts, again = _distinct(keyed, k0, k1)
             missing = np.concatenate([firsts, missing[~short[missing]]])
             pairs = zip(starts[missing].tolist(), ends[missing].tolist())
             if len(data) == len(joined):  # ASCII: byte positions are character positions

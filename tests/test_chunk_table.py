@@ -104,10 +104,10 @@ def test_misses_are_grouped_by_their_whole_key_even_when_two_keys_mix_alike():
     k0 = np.array([5, 9, 5, 9, 5], np.uint64)
     k1 = np.array([0, 0, 0, 0, 0], np.uint64)
     at = np.array([0, 1, 2, 3, 4])
-    _, firsts, again = chunks_mod._distinct(at, k0, k1)
+    firsts, again = chunks_mod._distinct(at, k0, k1)
     assert sorted(firsts.tolist()) == [0, 1] and firsts[again].tolist() == [0, 1, 0, 1, 0]
     k0[4], k1[4] = b0, b1
-    _, firsts, again = chunks_mod._distinct(at, k0, k1)
+    firsts, again = chunks_mod._distinct(at, k0, k1)
     assert sorted(firsts.tolist()) == [0, 1, 2, 3, 4] and firsts[again].tolist() == [0, 1, 2, 3, 4]
 
 
