@@ -136,8 +136,13 @@ class _ByteKeys:
         k1 = words[starts + 8] & cls._HIGH[length]
         return starts, ends, k0.astype(np.uint64, copy=False), k1.astype(np.uint64, copy=False), short
 
+    @classmethod
+    def mix(cls, k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
+        """One 64-bit word of a key's two (its top bits are its home slot)."""
+        return (k0 ^ (k1 * cls._M1)) * cls._M0
+
     def _home(self, k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
-        return (((k0 ^ (k1 * self._M1)) * self._M0) >> np.uint64(64 - self.bits)).astype(np.int64)
+        return (self.mix(k0, k1) >> np.uint64(64 - self.bits)).astype(np.int64)
 
     def find(self, k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
         """Each key's id, or -1."""
@@ -183,8 +188,7 @@ def _distinct(at: np.ndarray, k0: np.ndarray, k1: np.ndarray) -> tuple[np.ndarra
     if len(at) < 2:
         return at, np.arange(len(at))
     a0, a1 = k0[at], k1[at]
-    mix = a0 ^ ((a1 + _ByteKeys._M0) * _ByteKeys._M1)
-    _, first, again = np.unique(mix, return_index=True, return_inverse=True)
+    _, first, again = np.unique(_ByteKeys.mix(a0, a1), return_index=True, return_inverse=True)
     again = again.ravel()  # (numpy 2.0.x gives the inverse the input's shape; 2.1+ flat)
     lead = first[again]
     if not (np.array_equal(a0[lead], a0) and np.array_equal(a1[lead], a1)):

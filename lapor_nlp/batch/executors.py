@@ -150,6 +150,19 @@ def _set_parent_death_signal() -> None:
         pass
 
 
+def die_with_run(run_pid: int) -> None:
+    """For a process the run started (a worker, or the fork server the workers come from): die
+    with its parent (:func:`_set_parent_death_signal`), and now if the run's process died before
+    that took effect. Down the chain run -> fork server -> workers, each dies with the one above."""
+    _set_parent_death_signal()
+    try:
+        os.kill(run_pid, 0)
+    except ProcessLookupError:
+        os._exit(1)
+    except OSError:  # pragma: no cover - alive, but not ours to signal
+        pass
+
+
 def _exit_without_teardown() -> None:
     """A worker's last step (the last exit handler it registered, so the first to run): end the
     process as a forked multiprocessing child ends, with ``os._exit``, instead of tearing the
@@ -172,13 +185,7 @@ def _init_worker(model_dir, spec, parent_pid) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _set_parent_death_signal()  # (forked by a fork server: with the server, which dies with the run)
-    try:
-        os.kill(parent_pid, 0)
-    except ProcessLookupError:  # the run's process died before prctl took effect
-        os._exit(1)
-    except OSError:  # pragma: no cover - alive, but not ours to signal
-        pass
+    die_with_run(parent_pid)
     try:
         _WORKER["router"] = get_router(model_dir, spec.router_options)
     except BaseException as exc:  # reported by the first task, not a silently broken pool

@@ -75,16 +75,13 @@ def reject_header(columns) -> tuple[list[str], str]:
     return names[:-1], names[-1]
 
 
-def _csv_part(header: list[str], body: list[list], text_cells: bool = False) -> tuple[str, int]:
-    """The CSV text of ``header`` and ``body`` and the header's length in bytes. ``text_cells``:
-    every cell is a ``str`` (then :func:`csv_text` writes the body)."""
+def _csv_part(header: list[str], body: list[list]) -> tuple[str, int]:
+    """The CSV text of ``header`` and ``body`` and the header's length in bytes."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     head = buf.getvalue()
     hlen = len(head.encode("utf-8", "surrogateescape"))
-    if text_cells:
-        return head + csv_text(body), hlen
     w.writerows(body)
     return buf.getvalue(), hlen
 
@@ -111,20 +108,24 @@ def _quote(v: str) -> str:
     return '"' + v.replace('"', '""') + '"'
 
 
-def _lines(rows, chars: str) -> str:
+def _quote_test(chars: str):
+    """Whether a cell holds one of ``chars`` (the characters that make ``csv.writer`` quote)."""
     if chars == ',"\n':  # CPython's: three `in` tests are faster than a regex search
-        lines = [",".join([_quote(v) if ('"' in v or "," in v or "\n" in v) else v for v in row])
-                 for row in rows]
-    else:
-        search = re.compile("[" + re.escape(chars) + "]").search
-        lines = [",".join([_quote(v) if search(v) else v for v in row]) for row in rows]
+        return lambda v: '"' in v or "," in v or "\n" in v
+    return re.compile("[" + re.escape(chars) + "]").search
+
+
+def _lines(rows, chars: str) -> str:
+    needs = _quote_test(chars)
+    lines = [",".join([_quote(v) if needs(v) else v for v in row]) for row in rows]
     # csv.writer writes a row of one empty field as "" (an empty line would be no row)
     return "".join([(line if line or len(row) != 1 else '""') + "\n" for line, row in zip(lines, rows)])
 
 
 def csv_text(rows: list[list[str]]) -> str:
-    """``csv.writer(lineterminator="\\n").writerows(rows)`` for cells that are all ``str``, the
-    same text about 3x faster (joins instead of the writer's character-by-character copy)."""
+    """``csv.writer(lineterminator="\\n").writerows(rows)`` for cells that are all ``str``: the
+    same text from joins instead of the writer's character-by-character copy (rows of any length;
+    :func:`csv_columns_text` is the faster writer of a chunk's columns)."""
     chars = _quoting()
     if chars is None:
         buf = io.StringIO()
@@ -142,11 +143,7 @@ def csv_columns_text(columns: list[list[str]]) -> str:
     chars = _quoting()
     if chars is None or len(columns) < 2:  # (a row of one empty field is written '""')
         return csv_text([list(r) for r in zip(*columns)])
-    if chars == ',"\n':
-        def needs(v: str) -> bool:
-            return '"' in v or "," in v or "\n" in v
-    else:
-        needs = re.compile("[" + re.escape(chars) + "]").search
+    needs = _quote_test(chars)
     quoted = []
     for col in columns:
         if needs("\x00".join(col)):  # (a NUL that quotes only costs the cell-by-cell test)

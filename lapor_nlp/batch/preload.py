@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from .executors import LOADS, PRELOAD_ENV, _set_parent_death_signal, get_router
+from .executors import LOADS, PRELOAD_ENV, die_with_run, get_router
 
 
 #: The model this process loaded at import, as ``LOADS`` keys it (inherited by forked workers).
@@ -24,12 +24,10 @@ def _preload() -> None:
     if not named:
         return
     model_dir, options, run_pid = json.loads(named)
-    # The server dies with the run (even SIGKILLed), and its workers with it (their own parent-death
-    # signal): else the workers, which hold the server's "alive" pipe, would keep it and themselves
-    # alive after the run, each with the model.
-    _set_parent_death_signal()
-    if os.getppid() != run_pid:  # the run died before prctl took effect
-        os._exit(1)
+    # The server dies with the run (even SIGKILLed), and its workers with it: else the workers,
+    # which hold the server's "alive" pipe, would keep it and themselves alive after the run,
+    # each with the model.
+    die_with_run(run_pid)
     try:
         get_router(model_dir, options)
     except Exception:  # noqa: BLE001 - the workers load it themselves, and say why it fails
